@@ -59,5 +59,12 @@ has "$tmp/err" "bad2.ini:2: log.level: 'chatty' is not one of" "error names the 
 expect_rc 1 "missing file" "$fp" config check "$tmp/absent.ini"
 has "$tmp/err" "absent.ini" "missing file named"
 
+# the committed example files are exactly what the schemas print (never drift)
+for f in "${FP_SOURCE_DIR:?}"/docs/examples/*.ini; do
+  name="$(basename "$f" .ini)"
+  "$fp" config example "$name" >"$tmp/gen.ini" 2>/dev/null
+  if cmp -s "$tmp/gen.ini" "$f"; then ok; else fail "docs/examples/$name.ini differs from 'fedpath config example $name'"; fi
+done
+
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]

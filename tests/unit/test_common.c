@@ -553,3 +553,75 @@ FP_TEST(mkdir_p_nested)
 	write_text(p, "x");
 	CHECK_STATUS(fp_mkdir_p(p, 0755), FP_ERR_IO);
 }
+
+/* ---- TTY behaviour: colour and the redrawn progress bar ---- */
+#include <pty.h>
+
+/* Runs fn in a child whose stderr is a pseudo-terminal; returns what it wrote. */
+static char *run_on_tty(void (*fn)(void), int no_color)
+{
+	int master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (no_color)
+			setenv("NO_COLOR", "", 1);
+		else
+			unsetenv("NO_COLOR");
+		unsetenv("CI");
+		fn();
+		_exit(0);
+	}
+	static char buf[65536];
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(master, buf + n, sizeof buf - 1 - n);
+		if (r <= 0) break; /* EIO once the child has exited */
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	int status;
+	waitpid(pid, &status, 0);
+	close(master);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return buf;
+}
+
+static void log_one_warning(void)
+{
+	struct fp_log_options o = {FP_LOG_INFO, 0, NULL, -1};
+	fp_log_configure(&o);
+	FP_WARN("stain outlier");
+}
+
+/* "Colour is used only when the sink is a TTY and NO_COLOR is not set" */
+FP_TEST(log_color_only_on_tty_without_no_color)
+{
+	char *out = run_on_tty(log_one_warning, 0);
+	CHECK_STR_CONTAINS(out, "\x1b[33mWARN");
+	CHECK_STR_CONTAINS(out, "stain outlier");
+	out = run_on_tty(log_one_warning, 1);
+	CHECK_STR_CONTAINS(out, "stain outlier");
+	CHECK(strchr(out, '\x1b') == NULL);
+}
+
+static void progress_on_tty(void)
+{
+	struct fp_progress *p = NULL;
+	if (fp_progress_create("tiling", 40, "tiles", &p) != FP_OK) _exit(1);
+	for (int i = 0; i < 40; i++) {
+		fp_progress_add(p, 1);
+		struct timespec ts = {0, 6000000};
+		nanosleep(&ts, NULL);
+	}
+	fp_progress_destroy(p);
+}
+
+/* "On a TTY: one redrawn line ... with rate and ETA" */
+FP_TEST(progress_bar_on_tty)
+{
+	char *out = run_on_tty(progress_on_tty, 0);
+	CHECK_STR_CONTAINS(out, "\rtiling [");
+	CHECK_STR_CONTAINS(out, "tiles/s ETA");
+	CHECK_STR_CONTAINS(out, "40/40 100%");
+}
