@@ -1,0 +1,39 @@
+/*
+ * cuda_impl.h: the CUDA backend's private state, shared by cuda_ops.cu and
+ * cuda_conv.cu. Internal to kernels/. All work is queued on c->stream;
+ * calls that return values to the host synchronise it.
+ */
+#ifndef FP_CUDA_IMPL_H
+#define FP_CUDA_IMPL_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include "kernels_impl.h"
+
+struct fp_cuda_conv_cache;
+
+struct fp_cuda {
+	int device, deterministic, mixed;
+	cudaStream_t stream;
+	cublasHandle_t blas;
+	cudnnHandle_t dnn;
+	struct fp_cuda_conv_cache *conv;
+	void *workspace;        /* cuDNN workspace, grown when a plan is built */
+	size_t workspace_size;
+	double *dscratch;       /* FP_CUDA_SCRATCH doubles for reductions */
+	char desc[160];
+};
+
+#define FP_CUDA_SCRATCH (1 << 16)
+
+enum fp_status fp_cuda_conv_init(struct fp_cuda *c);
+void fp_cuda_conv_close(struct fp_cuda *c);
+enum fp_status fp_cuda_workspace(struct fp_cuda *c, size_t bytes);
+/* y: (N, C, HW) += b[c] */
+enum fp_status fp_cuda_bias_add(struct fp_cuda *c, float *y, const float *b, int n, int cc, int hw);
+/* db[c] = sum over (N, HW) of dy, fixed order (one block per channel). */
+enum fp_status fp_cuda_bias_grad(struct fp_cuda *c, float *db, const float *dy, int n, int cc, int hw);
+
+#endif
