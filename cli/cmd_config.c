@@ -16,7 +16,8 @@ const char fp_cmd_config_usage[] =
 	"check     parses FILE against the schema (default: site), reports the first\n"
 	"          error as FILE:LINE: message, and prints the effective values.\n"
 	"example   prints a commented example file with every key, its default and range.\n\n"
-	"Schemas: site (identity and logging), plan (the study plan of the coordinating centre).\n";
+	"Schemas: site (identity and logging), train (local training at a site),\n"
+	"plan (the study plan of the coordinating centre).\n";
 
 static const struct fp_cli_schema_entry *schema_or_error(const char *name)
 {

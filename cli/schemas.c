@@ -8,6 +8,7 @@
 
 #include "fp_cli.h"
 #include "fp_cli_schemas.h"
+#include "fp_site_train.h"
 #include "fp_plan.h"
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
@@ -29,6 +30,7 @@ const struct fp_config_schema fp_site_schema = {"site", site_keys, sizeof site_k
 
 static const struct fp_cli_schema_entry entries[] = {
 	{"site", &fp_site_schema, sizeof(struct fp_site_config)},
+	{"train", &fp_train_schema, sizeof(struct fp_train_config)},
 	{"plan", &fp_plan_schema, sizeof(struct fp_study_plan)},
 };
 

@@ -1,0 +1,9 @@
+# train/: the Part 1 tile model, trainer, checkpoints, quantification.
+# gpu_* cases need a CUDA device (label gpu; exit code 77 = skipped).
+fp_add_test_file(${CMAKE_CURRENT_SOURCE_DIR}/unit/test_train.c LIBS fp::train TIMEOUT 120
+  GPU_CASES gpu_matches_cpu)
+set_tests_properties(test_train.gpu_matches_cpu PROPERTIES SKIP_RETURN_CODE 77)
+fp_add_test_file(${CMAKE_CURRENT_SOURCE_DIR}/unit/test_train_fault.c LIBS fp::train LABELS fault TIMEOUT 60)
+if(TARGET fedpath)
+  fp_add_script_test(train_cli ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_train_cli.sh)
+endif()
