@@ -111,9 +111,10 @@ static enum fp_status jpeg_decode(const uint8_t *tables, size_t tables_len, cons
 		                 d.image_height, w, h);
 		goto fail;
 	}
-	w = d.output_width;
+	/* A local stride, not `w`: a parameter changed after setjmp may be clobbered. */
+	size_t stride = (size_t)d.output_width * 3;
 	while (d.output_scanline < d.output_height) {
-		JSAMPROW row = out + (size_t)d.output_scanline * w * 3;
+		JSAMPROW row = out + (size_t)d.output_scanline * stride;
 		jpeg_read_scanlines(&d, &row, 1);
 	}
 	jpeg_finish_decompress(&d);
