@@ -6,4 +6,5 @@ set_tests_properties(test_train.gpu_matches_cpu PROPERTIES SKIP_RETURN_CODE 77)
 fp_add_test_file(${CMAKE_CURRENT_SOURCE_DIR}/unit/test_train_fault.c LIBS fp::train LABELS fault TIMEOUT 60)
 if(TARGET fedpath)
   fp_add_script_test(train_cli ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_train_cli.sh)
+  set_tests_properties(train_cli PROPERTIES ENVIRONMENT "${FP_TEST_ENV_MPI}") # runs mpirun
 endif()
