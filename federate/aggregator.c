@@ -407,22 +407,34 @@ enum fp_status fp_aggregator_open(const char *dir, const struct fp_agg_plan *pla
 		hash_floats(a->model, a->n, a->model_hash);
 		FP_CHECK(st, save_model(a, 0));
 		a->round = 1;
+		/* The journal comes into existence whole, with its init record (temp
+		 * file + rename): a crash here leaves no journal, never an empty one. */
+		char *line = NULL;
+		json_t *rec = json_pack("{s:s, s:I, s:I, s:s, s:s, s:i}", "event", "init", "round", (json_int_t)0, "n_params",
+		                        (json_int_t)n_params, "strategy", fp_agg_strategy_name(plan->strategy), "model",
+		                        a->model_hash, "v", JOURNAL_VERSION);
+		st = rec ? fp_json_dump_line(rec, &line) : FP_FAIL(FP_ERR_NOMEM, "out of memory");
+		json_decref(rec);
+		if (st != FP_OK) goto fail;
+		size_t len = strlen(line);
+		char *buf = realloc(line, len + 2);
+		if (!buf) {
+			free(line);
+			st = FP_FAIL(FP_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+		buf[len] = '\n';
+		buf[len + 1] = '\0';
+		st = fp_file_commit(p, buf, len + 1, 0640);
+		free(buf);
+		if (st != FP_OK) goto fail;
 	} else {
 		FP_CHECK(st, replay(a, p));
 	}
-	a->journal_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	a->journal_fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (a->journal_fd < 0) {
 		st = FP_FAIL(FP_ERR_IO, "%s: cannot open for appending: %s", p, strerror(errno));
 		goto fail;
-	}
-	if (fresh) {
-		json_t *rec = json_pack("{s:s, s:I, s:I, s:s, s:s}", "event", "init", "round", (json_int_t)0, "n_params",
-		                        (json_int_t)n_params, "strategy", fp_agg_strategy_name(plan->strategy), "model",
-		                        a->model_hash);
-		st = rec ? journal_append(a, rec) : FP_FAIL(FP_ERR_NOMEM, "out of memory");
-		json_decref(rec);
-		if (st != FP_OK) goto fail;
-		FP_CHECK(st, fp_dir_sync(dir));
 	}
 	*out = a;
 	return FP_OK;
