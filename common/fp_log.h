@@ -41,7 +41,7 @@ void fp_log_set_site(const char *site_id);
 void fp_log_set_round(long round);
 
 void fp_log(enum fp_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void fp_vlog(enum fp_log_level lvl, const char *fmt, va_list ap);
+void fp_vlog(enum fp_log_level lvl, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Logs the thread's last error once, at ERROR, as "<what>: <message>". */
 void fp_log_error_last(const char *what);

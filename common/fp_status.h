@@ -67,7 +67,7 @@ enum fp_status fp_error_set(enum fp_status code, const char *file, int line,
                             const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 enum fp_status fp_error_vset(enum fp_status code, const char *file, int line,
-                             const char *fmt, va_list ap);
+                             const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* Prepends "<context>: " to the current message and returns the current code.
  * For callers that forward an error and want to say what they were doing. */
