@@ -14,3 +14,6 @@ set_tests_properties(tile_cli_check PROPERTIES LABELS fault SKIP_RETURN_CODE 77 
 fp_add_script_test(tile_openslide_reference /usr/bin/python3
                    ${CMAKE_CURRENT_SOURCE_DIR}/reference/tile_openslide_check.py)
 set_tests_properties(tile_openslide_reference PROPERTIES LABELS reference SKIP_RETURN_CODE 77 TIMEOUT 300)
+# kill -9 of `fedpath tile` at random moments, then resume (fault tier).
+fp_add_script_test(tile_kill_resume sh ${CMAKE_CURRENT_SOURCE_DIR}/fault/tile_kill_resume.sh)
+set_tests_properties(tile_kill_resume PROPERTIES LABELS fault TIMEOUT 180)
