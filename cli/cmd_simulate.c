@@ -233,6 +233,7 @@ static enum fp_status run_part1(const struct fp_study_plan *plan, const char *co
 	struct fp_local_trainer lt;
 	struct fp_sim_result res = {0};
 	const char *site = NULL;
+	float *final = NULL;
 	st = list_centres(cohort, &centres, &n_centres);
 	if (st == FP_OK && n_centres != size - 1)
 		st = FP_FAIL(FP_ERR_CONFIG, "%s has %d centre folders but the job has %d site ranks: run mpirun -np %d", cohort,
@@ -256,10 +257,22 @@ static enum fp_status run_part1(const struct fp_study_plan *plan, const char *co
 	fp_p1_trainer_local(tr, &lt);
 	if (rank == 0)
 		FP_INFO("simulate: part1, %d centres, %zu parameters, %ld rounds", n_centres, lt.n_params, plan->rounds);
-	FP_CHECK(st, fp_simulate_run(MPI_COMM_WORLD, plan, rank > 0 ? site : "", &lt, NULL, &res));
-	if (rank == 0)
-		printf("rounds %lld\nmodel %s\nstate %s\n", (long long)res.rounds_done, res.model_hash, plan->state_dir);
+	if (rank == 0) {
+		final = malloc(lt.n_params * sizeof(float));
+		if (!final) st = FP_FAIL(FP_ERR_NOMEM, "simulate: out of memory for the final model");
+	}
+	FP_CHECK(st, agree(st, "allocating the final model"));
+	FP_CHECK(st, fp_simulate_run(MPI_COMM_WORLD, plan, rank > 0 ? site : "", &lt, final, &res));
+	if (rank == 0) {
+		/* The global model as a Part 1 checkpoint, for quantify at every site. */
+		char ck[4096];
+		snprintf(ck, sizeof ck, "%s/part1-model.h5", plan->state_dir);
+		FP_CHECK(st, fp_p1_trainer_save(tr, final, res.rounds_done, ck));
+		printf("rounds %lld\nmodel %s\nstate %s\ncheckpoint %s\n", (long long)res.rounds_done, res.model_hash,
+		       plan->state_dir, ck);
+	}
 fail:
+	free(final);
 	fp_p1_trainer_destroy(tr);
 	for (int i = 0; i < n_centres; i++) free(centres[i]);
 	free(centres);

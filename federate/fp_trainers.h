@@ -90,5 +90,9 @@ struct fp_p1_trainer; /* opaque */
 enum fp_status fp_p1_trainer_create(const struct fp_train_config *c, struct fp_p1_trainer **out);
 void fp_p1_trainer_destroy(struct fp_p1_trainer *t);
 void fp_p1_trainer_local(struct fp_p1_trainer *t, struct fp_local_trainer *out);
+/* Writes `weights` (the federated global model, n_params floats) as a Part 1
+ * checkpoint at `path` (train/fp_train.h format: `fedpath quantify --model`
+ * and `fedpath train --evaluate` read it); `rounds` is recorded as the step. */
+enum fp_status fp_p1_trainer_save(struct fp_p1_trainer *t, const float *weights, int64_t rounds, const char *path);
 
 #endif

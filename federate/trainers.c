@@ -602,3 +602,15 @@ void fp_p1_trainer_local(struct fp_p1_trainer *t, struct fp_local_trainer *out)
 	out->init_weights = p1_init;
 	out->train = p1_train;
 }
+
+enum fp_status fp_p1_trainer_save(struct fp_p1_trainer *t, const float *weights, int64_t rounds, const char *path)
+{
+	struct fp_train_state ts;
+	memset(&ts, 0, sizeof ts);
+	ts.seed = t->seed;
+	ts.epoch = (long)rounds;
+	snprintf(ts.run_config, sizeof ts.run_config, "federated global model after %lld round(s)", (long long)rounds);
+	FP_TRY(fp_model_set_params(t->model, weights, t->n_params));
+	FP_TRY(fp_trainer_reset(t->trainer));
+	return fp_checkpoint_save(t->trainer, &ts, path);
+}

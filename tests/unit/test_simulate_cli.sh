@@ -109,4 +109,9 @@ h1=$(sed -n 's/^model \([0-9a-f]\{64\}\)$/\1/p' "$T/out6")
 [ -n "$h1" ] || fail "part1: no model hash"
 grep -q 'round 2 closed' "$T/err6" || fail "part1: no per-round progress"
 [ -n "$(ls "$T/state1/models" 2>/dev/null)" ] || fail "part1: no global model in the state folder"
+# The federated global model is a Part 1 checkpoint that quantify reads at a site.
+[ -f "$T/state1/part1-model.h5" ] || fail "part1: no checkpoint of the global model"
+fp quantify --model "$T/state1/part1-model.h5" --cache "$T/caches/H01" --threads 1 >/dev/null 2>"$T/err7" ||
+	fail "quantify with the federated model: $(tail -3 "$T/err7")"
+[ "$(wc -l <"$T/caches/H01/features.csv")" -ge 2 ] || fail "quantify wrote no feature rows"
 echo "simulate_cli: ok (part2 model $hash, part1 model $h1)"
