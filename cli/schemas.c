@@ -8,6 +8,7 @@
 
 #include "fp_cli.h"
 #include "fp_cli_schemas.h"
+#include "fp_agent.h"
 #include "fp_site_train.h"
 #include "fp_plan.h"
 
@@ -32,6 +33,7 @@ static const struct fp_cli_schema_entry entries[] = {
 	{"site", &fp_site_schema, sizeof(struct fp_site_config)},
 	{"train", &fp_train_schema, sizeof(struct fp_train_config)},
 	{"plan", &fp_plan_schema, sizeof(struct fp_study_plan)},
+	{"agent", &fp_agent_schema, sizeof(struct fp_agent_file)},
 };
 
 const struct fp_cli_schema_entry *fp_cli_schema_find(const char *name)

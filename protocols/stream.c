@@ -189,6 +189,7 @@ enum fp_status fp_stream_tx_send(struct fp_stream_tx *tx, const struct fp_io *io
 	uint64_t acked = ack->next_chunk, next = acked;
 	int complete = ack->complete;
 	fp_msg_free(&ack->base);
+	ack = NULL; /* the fail path frees whatever ack holds */
 	enum fp_status st = FP_OK;
 	while (!complete) {
 		while (next < tx->n_chunks && next - acked < window) FP_CHECK(st, tx_send_chunk(tx, io, next++));

@@ -1,0 +1,130 @@
+/*
+ * cmd_site.c: `fedpath site --config site.ini`: a hospital's site agent
+ * (federate/fp_agent.h) training the Part 1 tile model on this site's tile
+ * caches with fp_p1_trainer (federate/fp_trainers.h, the step `fedpath
+ * simulate` runs too). Slides and patient rows never leave the process;
+ * only model updates, sample counts and losses do.
+ * `--write-init FILE` writes the model's initial weights (from train.seed)
+ * for the coordinating centre's `fedpath aggregate --init`, and exits.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fp_agent.h"
+#include "fp_cli.h"
+#include "fp_plan.h"
+#include "fp_site_train.h"
+#include "fp_trainers.h"
+
+const char fp_cmd_site_usage[] =
+	"Usage: fedpath site --config site.ini [--write-init FILE]\n"
+	"                    [--log-level L] [--log-json] [--log-file PATH]\n\n"
+	"Runs this hospital's site agent: dials out to the aggregator over TLS 1.3\n"
+	"with mutual authentication, fetches each round's task, trains the Part 1\n"
+	"tile model locally on the tile caches named in site.train_config, and\n"
+	"uploads the update. Reconnects with exponential backoff; an upload cut\n"
+	"short resumes from the last acknowledged chunk, and an update the aggregator\n"
+	"has not acknowledged is sent again rather than retrained. A task whose plan\n"
+	"hash differs from this site's copy of the plan is refused.\n"
+	"Keys of site.ini: fedpath config example agent.\n\n"
+	"  --write-init FILE  write the model's initial weights (float32) for\n"
+	"                     `fedpath aggregate --init`, then exit\n\n"
+	"Exit status: 0 study done, 1 runtime error or stopped, 2 usage error.\n";
+
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+int fp_cmd_site(int argc, char **argv)
+{
+	const char *cmd = "site", *config = NULL, *init_out = NULL;
+	int log_set = 0;
+	for (int i = 1; i < argc; i++) {
+		int r = fp_cli_log_option(cmd, argc, argv, &i);
+		if (r < 0) return FP_EXIT_USAGE;
+		if (r > 0) {
+			log_set = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			config = argv[++i];
+		else if (strcmp(argv[i], "--write-init") == 0 && i + 1 < argc)
+			init_out = argv[++i];
+		else
+			return fp_cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+	}
+	if (!config) return fp_cli_usage_error(cmd, "--config is required");
+	struct fp_agent_file f;
+	if (fp_config_load(&fp_agent_schema, config, &f) != FP_OK) return fp_cli_runtime_error(cmd, "configuration", NULL);
+	if (!log_set) {
+		struct fp_log_options lo = {(enum fp_log_level)f.log_level, f.log_json, f.log_file[0] ? f.log_file : NULL, -1};
+		if (fp_log_configure(&lo) != FP_OK) return fp_cli_runtime_error(cmd, "log", NULL);
+	}
+	struct fp_study_plan plan;
+	static struct fp_train_config tc;
+	if (fp_plan_load(f.plan, &plan) != FP_OK) return fp_cli_runtime_error(cmd, "plan", NULL);
+	if (fp_config_load(&fp_train_schema, f.train_config, &tc) != FP_OK)
+		return fp_cli_runtime_error(cmd, "training configuration", NULL);
+	struct fp_p1_trainer *p1 = NULL;
+	if (fp_p1_trainer_create(&tc, &p1) != FP_OK) return fp_cli_runtime_error(cmd, "local training set-up", NULL);
+	struct fp_local_trainer tr;
+	fp_p1_trainer_local(p1, &tr);
+	int rc = FP_EXIT_OK;
+	if (init_out) {
+		float *w = malloc(tr.n_params * sizeof(float));
+		enum fp_status st = w ? tr.init_weights(tr.ctx, w) : FP_FAIL(FP_ERR_NOMEM, "out of memory");
+		if (st == FP_OK) st = fp_file_commit(init_out, w, tr.n_params * sizeof(float), 0644);
+		free(w);
+		rc = st == FP_OK ? FP_EXIT_OK : fp_cli_runtime_error(cmd, init_out, NULL);
+		if (st == FP_OK) printf("%s: %zu parameters\n", init_out, tr.n_params);
+		fp_p1_trainer_destroy(p1);
+		return rc;
+	}
+	char host[FP_CONFIG_STR_MAX];
+	const char *colon = strrchr(f.address, ':');
+	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+	if (!colon || port <= 0 || port > 65535) {
+		fp_p1_trainer_destroy(p1);
+		fprintf(stderr, "fedpath site: %s: aggregator.address '%s' is not host:port\n", config, f.address);
+		return FP_EXIT_RUNTIME;
+	}
+	snprintf(host, sizeof host, "%.*s", (int)(colon - f.address), f.address);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	struct fp_agent_config ac;
+	memset(&ac, 0, sizeof ac);
+	ac.site_id = f.site_id;
+	ac.plan = &plan;
+	ac.trainer = &tr;
+	ac.host = host;
+	ac.port = (int)port;
+	ac.server_name = f.server_name;
+	ac.ca_file = f.ca;
+	ac.cert_file = f.cert;
+	ac.key_file = f.key;
+	ac.crl_file = f.crl[0] ? f.crl : NULL;
+	ac.io_timeout_ms = (int)(f.io_timeout_s * 1000);
+	ac.backoff_initial_s = f.backoff_initial_s;
+	ac.backoff_max_s = f.backoff_max_s;
+	ac.give_up_s = f.give_up_s;
+	ac.stop = &stop_flag;
+	ac.audit_path = f.audit[0] ? f.audit : NULL;
+	struct fp_agent_stats stats;
+	enum fp_status st = fp_agent_run(&ac, &stats);
+	if (st != FP_OK)
+		rc = fp_cli_runtime_error(cmd, "site agent", NULL);
+	else
+		printf("study done: %lld task(s), %lld update(s) accepted\n", (long long)stats.tasks,
+		       (long long)stats.uploaded);
+	fp_p1_trainer_destroy(p1);
+	return rc;
+}

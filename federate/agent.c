@@ -1,0 +1,403 @@
+/*
+ * agent.c: the site agent's loop (fp_agent.h).
+ *
+ * One connection at a time; everything the agent must remember across
+ * connections is `struct kept`: the last trained update, the round and base
+ * model it answers, and its stream sender (which knows the resume point).
+ * Memory: the model, the kept update and one frame buffer.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "fp_agent.h"
+#include "fp_audit.h"
+#include "fp_common.h"
+#include "fp_fed_stream.h"
+#include "fp_log.h"
+#include "fp_server.h"
+#include "fp_stream.h"
+#include "fp_tls.h"
+
+struct kept {
+	int have;
+	int64_t round;
+	uint8_t base[32];
+	uint64_t samples;
+	double loss;
+	struct fp_stream_tx *tx; /* borrows update; gives the tensor header */
+	struct fp_fed_tx send;   /* the sender's resume state */
+};
+
+struct agent {
+	const struct fp_agent_config *cfg;
+	size_t n;
+	uint8_t plan_hash[32];
+	float *model;  /* (n) */
+	float *update; /* (n) the kept update's values */
+	struct kept k;
+	struct fp_agent_stats st;
+	struct fp_tls_ctx *tls;
+	struct fp_audit *audit; /* NULL: none */
+	/* the connection's transport, wrapped for fault injection */
+	const struct fp_io *inner;
+	struct fp_io io;
+	int uploading, died, cut_done;
+	uint64_t upload_bytes;
+};
+
+static enum fp_status wrap_read(void *ctx, void *buf, size_t len)
+{
+	struct agent *a = ctx;
+	return a->inner->read(a->inner->ctx, buf, len);
+}
+
+static enum fp_status wrap_write(void *ctx, const void *buf, size_t len)
+{
+	struct agent *a = ctx;
+	if (a->uploading && !a->cut_done && a->cfg->cut_once_after_upload_bytes &&
+	    a->upload_bytes + len > a->cfg->cut_once_after_upload_bytes) {
+		a->cut_done = 1;
+		return FP_FAIL(FP_ERR_IO, "site %s: connection cut once by fault injection after %llu upload bytes",
+		               a->cfg->site_id, (unsigned long long)a->upload_bytes);
+	}
+	if (a->uploading && a->cfg->cut_once_after_upload_bytes) a->upload_bytes += len;
+	if (a->uploading && a->cfg->die_after_upload_bytes) {
+		if (a->upload_bytes + len > a->cfg->die_after_upload_bytes) {
+			a->died = 1;
+			return FP_FAIL(FP_ERR_IO, "site %s: connection cut by fault injection after %llu upload bytes",
+			               a->cfg->site_id, (unsigned long long)a->upload_bytes);
+		}
+		a->upload_bytes += len;
+	}
+	return a->inner->write(a->inner->ctx, buf, len);
+}
+
+static void audit_event(struct agent *a, const char *event, json_t *data)
+{
+	if (a->audit && data && fp_audit_append(a->audit, event, data) != FP_OK)
+		fp_log(FP_LOG_WARN, "site: audit log: %s", fp_error_msg());
+	json_decref(data);
+}
+
+static void kept_drop(struct agent *a)
+{
+	fp_stream_tx_destroy(a->k.tx);
+	memset(&a->k, 0, sizeof a->k);
+}
+
+struct model_sink {
+	uint8_t *dst;
+	uint64_t cap;
+};
+
+static enum fp_status sink_model(void *ctx, uint64_t offset, const void *data, size_t len)
+{
+	struct model_sink *m = ctx;
+	if (offset > m->cap || len > m->cap - offset)
+		return FP_FAIL(FP_ERR_PROTOCOL, "model stream: %zu bytes at offset %llu exceed the model's %llu", len,
+		               (unsigned long long)offset, (unsigned long long)m->cap);
+	memcpy(m->dst + offset, data, len);
+	return FP_OK;
+}
+
+static int stopped(const struct agent *a) { return a->cfg->stop && *a->cfg->stop; }
+
+static void sleep_s(const struct agent *a, double s)
+{
+	while (s > 0 && !stopped(a)) {
+		double d = s < 0.05 ? s : 0.05;
+		struct timespec ts = {0, (long)(d * 1e9)};
+		nanosleep(&ts, NULL);
+		s -= d;
+	}
+}
+
+/* Receives the model of a "train" task, trains (or reuses the kept update)
+ * and uploads. *fatal = 1 when retrying cannot help. */
+static enum fp_status do_train(struct agent *a, const Fedpath__Task *t, struct fp_frame *fr, int *fatal)
+{
+	enum fp_status st;
+	const struct fp_agent_config *cfg = a->cfg;
+	struct fp_stream_rx *rx = NULL;
+	ProtobufCMessage *reply = NULL;
+	if (t->config_hash.len != 32 || memcmp(t->config_hash.data, a->plan_hash, 32) != 0) {
+		*fatal = 1;
+		st = FP_FAIL(FP_ERR_STATE,
+		             "site %s refuses round %llu: the task's plan hash differs from this site's plan; "
+		             "ask the coordinating centre for the current study.ini",
+		             cfg->site_id, (unsigned long long)t->round);
+		fp_msg_send_error(&a->io, st, fp_error_msg());
+		audit_event(a, "study.refused", json_pack("{s:s}", "reason", fp_error_msg()));
+		return st;
+	}
+	if (!t->model || t->model->dtype != 1 || t->model->total_bytes != (uint64_t)a->n * sizeof(float) ||
+	    t->base_model_hash.len != 32)
+		return FP_FAIL(FP_ERR_PROTOCOL, "site %s: task of round %llu does not carry a %zu-value float32 model",
+		               cfg->site_id, (unsigned long long)t->round, a->n);
+	struct model_sink ms = {(uint8_t *)a->model, (uint64_t)a->n * sizeof(float)};
+	FP_CHECK(st, fp_stream_rx_create(t->model, sink_model, &ms, &rx));
+	FP_CHECK(st, fp_stream_rx_recv(rx, &a->io, fr));
+	uint8_t h[32];
+	FP_CHECK(st, fp_sha256(a->model, a->n * sizeof(float), h));
+	if (memcmp(h, t->base_model_hash.data, 32) != 0) {
+		st = FP_FAIL(FP_ERR_CHECKSUM, "site %s: the model of round %llu does not match its base-model hash",
+		             cfg->site_id, (unsigned long long)t->round);
+		goto fail;
+	}
+	a->st.tasks++;
+	fp_log_set_round((long)t->round);
+	if (a->k.have && (a->k.round != (int64_t)t->round || memcmp(a->k.base, h, 32) != 0)) kept_drop(a);
+	if (a->k.have) {
+		fp_log(FP_LOG_INFO, "site: round %llu: sending the update kept from before the interruption, not training",
+		       (unsigned long long)t->round);
+	} else {
+		FP_CHECK(st, cfg->trainer->train(cfg->trainer->ctx, a->model, (int64_t)t->round, cfg->plan, a->update,
+		                                 &a->k.samples, &a->k.loss));
+		a->st.trained++;
+		FP_CHECK(st, fp_stream_tx_create((uint64_t)t->round, a->update, (uint64_t)a->n * sizeof(float),
+		                                 cfg->upload_chunk_bytes ? cfg->upload_chunk_bytes : FP_SERVER_CHUNK_BYTES,
+		                                 &a->k.tx));
+		a->k.send = (struct fp_fed_tx){(uint64_t)t->round, (uint64_t)a->n * sizeof(float),
+		                               cfg->upload_chunk_bytes ? cfg->upload_chunk_bytes : FP_SERVER_CHUNK_BYTES,
+		                               (const uint8_t *)a->update, 0, 0};
+		a->k.have = 1;
+		a->k.round = (int64_t)t->round;
+		memcpy(a->k.base, h, 32);
+	}
+	Fedpath__TensorHeader th = FEDPATH__TENSOR_HEADER__INIT;
+	uint64_t dims[1] = {a->n};
+	fp_stream_tx_header(a->k.tx, &th);
+	th.name = "update";
+	th.n_dims = 1;
+	th.dims = dims;
+	Fedpath__Update u = FEDPATH__UPDATE__INIT;
+	u.round = t->round;
+	u.base_model_hash.data = a->k.base;
+	u.base_model_hash.len = 32;
+	u.sample_count = a->k.samples;
+	u.train_loss = a->k.loss;
+	u.delta = &th;
+	a->uploading = 1;
+	a->upload_bytes = 0;
+	st = fp_msg_send(&a->io, FP_FRAME_UPDATE, &u.base);
+	uint64_t sent0 = a->k.send.chunks_sent;
+	if (st == FP_OK) st = fp_fed_tx_send(&a->k.send, &a->io, fr, FP_STREAM_DEFAULT_WINDOW);
+	a->st.chunks_sent += (int64_t)(a->k.send.chunks_sent - sent0);
+	a->uploading = 0;
+	if (st != FP_OK) goto fail;
+	/* Only the aggregator's own ERROR drops the kept update; a lost
+	 * connection leaves it unknown whether the update arrived, so keep it:
+	 * the next task says (train: send it again; wait: it is in). */
+	FP_CHECK(st, fp_frame_recv(&a->io, fr));
+	if (fr->type == FP_FRAME_STATUS) {
+		fp_log(FP_LOG_INFO, "site: round %llu: update accepted (%llu samples, loss %.4g)",
+		       (unsigned long long)t->round, (unsigned long long)a->k.samples, a->k.loss);
+		a->st.uploaded++;
+		char bh[FP_SHA256_HEX_SIZE], dh[FP_SHA256_HEX_SIZE];
+		fp_hex_encode(a->k.base, 32, bh);
+		fp_hex_encode(th.digest.data, 32, dh);
+		audit_event(a, "update.accepted",
+		            json_pack("{s:I, s:s, s:s, s:I, s:f, s:s}", "round", (json_int_t)t->round, "base_model_hash", bh,
+		                      "update_digest", dh, "samples", (json_int_t)a->k.samples, "loss", a->k.loss,
+		                      "software_version", fp_version()));
+		kept_drop(a);
+	} else if (fr->type == FP_FRAME_ERROR) {
+		FP_CHECK(st, fp_msg_unpack(FP_FRAME_ERROR, fr->data, fr->len, &reply));
+		const Fedpath__Error *e = (const Fedpath__Error *)reply;
+		st = FP_FAIL(FP_ERR_PROTOCOL, "site %s: the aggregator refused the round %llu update: %s", cfg->site_id,
+		             (unsigned long long)t->round, e->reason);
+		fp_log(FP_LOG_WARN, "site: %s", fp_error_msg());
+		audit_event(a, "update.refused", json_pack("{s:I, s:s}", "round", (json_int_t)t->round, "reason", e->reason));
+		if (!strstr(e->reason, "is uploading")) kept_drop(a);
+	} else {
+		st = FP_FAIL(FP_ERR_PROTOCOL, "site %s: a %s frame where STATUS or ERROR was expected", cfg->site_id,
+		             fp_frame_type_str(fr->type));
+	}
+fail:
+	fp_msg_free(reply);
+	fp_stream_rx_destroy(rx);
+	return st;
+}
+
+/* One connection. *progress = 1 once a task was received. */
+static enum fp_status session(struct agent *a, int *progress, int *fatal, int *done)
+{
+	enum fp_status st;
+	const struct fp_agent_config *cfg = a->cfg;
+	struct fp_tls_conn *c = NULL;
+	struct fp_frame fr;
+	ProtobufCMessage *m = NULL;
+	fp_frame_init(&fr);
+	FP_CHECK(st, fp_tls_connect(a->tls, cfg->host, cfg->port, &c));
+	a->inner = fp_tls_conn_io(c);
+	a->io.read = wrap_read;
+	a->io.write = wrap_write;
+	a->io.ctx = a;
+	FP_CHECK(st, fp_msg_recv(&a->io, &fr, FP_FRAME_HELLO, &m));
+	const Fedpath__Hello *sh = (const Fedpath__Hello *)m;
+	if (sh->config_hash.len != 32 || memcmp(sh->config_hash.data, a->plan_hash, 32) != 0) {
+		*fatal = 1;
+		st = FP_FAIL(FP_ERR_STATE,
+		             "site %s refuses the study: the aggregator's plan hash differs from this site's plan; "
+		             "ask the coordinating centre for the current study.ini",
+		             cfg->site_id);
+		fp_msg_send_error(&a->io, st, fp_error_msg());
+		audit_event(a, "study.refused", json_pack("{s:s}", "reason", fp_error_msg()));
+		goto fail;
+	}
+	fp_msg_free(m);
+	m = NULL;
+	Fedpath__Hello hello = FEDPATH__HELLO__INIT;
+	hello.protocol_version = FP_PROTO_VERSION;
+	hello.site_id = (char *)cfg->site_id;
+	hello.role = "site";
+	hello.software_version = (char *)fp_version();
+	hello.config_hash.data = a->plan_hash;
+	hello.config_hash.len = 32;
+	FP_CHECK(st, fp_msg_send(&a->io, FP_FRAME_HELLO, &hello.base));
+	while (!stopped(a)) {
+		Fedpath__Status poll = FEDPATH__STATUS__INIT;
+		poll.state = "poll";
+		FP_CHECK(st, fp_msg_send(&a->io, FP_FRAME_STATUS, &poll.base));
+		FP_CHECK(st, fp_msg_recv(&a->io, &fr, FP_FRAME_TASK, &m));
+		*progress = 1;
+		const Fedpath__Task *t = (const Fedpath__Task *)m;
+		if (strcmp(t->kind, "done") == 0) {
+			fp_log(FP_LOG_INFO, "site: the aggregator reports the study done after round %llu",
+			       (unsigned long long)t->round);
+			*done = 1;
+			break;
+		} else if (strcmp(t->kind, "wait") == 0) {
+			sleep_s(a, t->poll_after_ms > 10000 ? 10.0 : t->poll_after_ms / 1000.0);
+		} else if (strcmp(t->kind, "train") == 0) {
+			FP_CHECK(st, do_train(a, t, &fr, fatal));
+		} else {
+			st = FP_FAIL(FP_ERR_PROTOCOL, "site %s: unknown task kind '%s'", cfg->site_id, t->kind);
+			goto fail;
+		}
+		fp_msg_free(m);
+		m = NULL;
+	}
+	st = FP_OK;
+fail:
+	fp_msg_free(m);
+	fp_frame_close(&fr);
+	fp_tls_conn_close(c);
+	return st;
+}
+
+enum fp_status fp_agent_run(const struct fp_agent_config *cfg, struct fp_agent_stats *stats)
+{
+	enum fp_status st;
+	struct agent a;
+	memset(&a, 0, sizeof a);
+	a.cfg = cfg;
+	a.n = cfg->trainer->n_params;
+	char phex[FP_SHA256_HEX_SIZE];
+	fp_plan_hash(cfg->plan, phex);
+	for (int i = 0; i < 32; i++) {
+		unsigned v = 0;
+		sscanf(phex + 2 * i, "%2x", &v);
+		a.plan_hash[i] = (uint8_t)v;
+	}
+	if (cfg->upload_chunk_bytes % 4 != 0) return FP_FAIL(FP_ERR_INVALID_ARG, "upload_chunk_bytes must be a multiple of 4");
+	a.model = malloc(a.n * sizeof(float));
+	a.update = malloc(a.n * sizeof(float));
+	if (!a.model || !a.update) {
+		st = FP_FAIL(FP_ERR_NOMEM, "site %s: out of memory for a %zu-parameter model", cfg->site_id, a.n);
+		goto fail;
+	}
+	struct fp_tls_config tc = {0,    cfg->ca_file,     cfg->cert_file,   cfg->key_file, cfg->crl_file,
+	                           NULL, cfg->server_name, cfg->io_timeout_ms, NULL,        NULL};
+	FP_CHECK(st, fp_tls_ctx_create(&tc, &a.tls));
+	if (cfg->audit_path) FP_CHECK(st, fp_audit_open(cfg->audit_path, &a.audit));
+	fp_log_set_site(cfg->site_id);
+	double b0 = cfg->backoff_initial_s > 0 ? cfg->backoff_initial_s : 1.0;
+	double bmax = cfg->backoff_max_s > 0 ? cfg->backoff_max_s : 60.0;
+	double backoff = b0;
+	unsigned seed = 0;
+	for (const char *p = cfg->site_id; *p; p++) seed = seed * 31u + (unsigned char)*p;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double last_ok = (double)t0.tv_sec + 1e-9 * (double)t0.tv_nsec;
+	for (;;) {
+		if (stopped(&a)) {
+			st = FP_FAIL(FP_ERR_CANCELLED, "site %s: stopped", cfg->site_id);
+			break;
+		}
+		int progress = 0, fatal = 0, done = 0;
+		st = session(&a, &progress, &fatal, &done);
+		if (a.died) {
+			st = FP_FAIL(FP_ERR_IO, "site %s: connection cut by fault injection", cfg->site_id);
+			break;
+		}
+		if (done || fatal) break;
+		if (st == FP_OK) continue; /* stop was requested inside the session */
+		struct timespec tn;
+		clock_gettime(CLOCK_MONOTONIC, &tn);
+		double now = (double)tn.tv_sec + 1e-9 * (double)tn.tv_nsec;
+		if (progress) {
+			backoff = b0;
+			last_ok = now;
+		}
+		if (cfg->give_up_s > 0 && now - last_ok > cfg->give_up_s) {
+			st = FP_FAIL(FP_ERR_TIMEOUT, "site %s: no exchange with the aggregator for %.0f s; giving up",
+			             cfg->site_id, now - last_ok);
+			break;
+		}
+		seed = seed * 1103515245u + 12345u;
+		double jitter = 0.8 + 0.4 * (double)((seed >> 8) & 0xffff) / 65535.0;
+		fp_log(FP_LOG_INFO, "site: connection ended (%s); retrying in %.2f s", fp_error_msg(), backoff * jitter);
+		a.st.reconnects++;
+		sleep_s(&a, backoff * jitter);
+		backoff = backoff * 2 > bmax ? bmax : backoff * 2;
+	}
+fail:
+	if (stats) *stats = a.st;
+	kept_drop(&a);
+	fp_audit_close(a.audit);
+	fp_tls_ctx_destroy(a.tls);
+	free(a.model);
+	free(a.update);
+	return st;
+}
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+#define K(sec, name, type, field, def, lo, hi, choices, help) \
+	{sec, name, type, offsetof(struct fp_agent_file, field), def, lo, hi, choices, help}
+
+static const struct fp_config_key agent_keys[] = {
+	K("site", "id", FP_CFG_STRING, site_id, "", 0, 0, NULL, "this hospital's site id, as on its certificate"),
+	K("site", "plan", FP_CFG_STRING, plan, "study.ini", 0, 0, NULL,
+	  "this site's copy of the study plan; tasks of any other plan are refused"),
+	K("site", "train_config", FP_CFG_STRING, train_config, "train.ini", 0, 0, NULL,
+	  "Part 1 training configuration: tile caches, labels, model, optimiser"),
+	K("aggregator", "address", FP_CFG_STRING, address, "", 0, 0, NULL,
+	  "host:port of the coordinating centre; the site dials out, nothing dials in"),
+	K("aggregator", "server_name", FP_CFG_STRING, server_name, "", 0, 0, NULL,
+	  "DNS name on the aggregator's certificate (checked on every connection)"),
+	K("tls", "ca", FP_CFG_STRING, ca, "tls/ca.crt", 0, 0, NULL, "the study CA certificate"),
+	K("tls", "cert", FP_CFG_STRING, cert, "", 0, 0, NULL, "this site's certificate (fedpath pki sign)"),
+	K("tls", "key", FP_CFG_STRING, key, "", 0, 0, NULL, "this site's private key (mode 0600, never leaves the site)"),
+	K("tls", "crl", FP_CFG_STRING, crl, "", 0, 0, NULL, "the study CA's revocation list (empty: none)"),
+	K("agent", "backoff_initial_s", FP_CFG_DOUBLE, backoff_initial_s, "1", 0.01, 3600, NULL,
+	  "first wait before reconnecting; doubles after each failure"),
+	K("agent", "backoff_max_s", FP_CFG_DOUBLE, backoff_max_s, "60", 0.01, 86400, NULL, "longest wait between attempts"),
+	K("agent", "give_up_s", FP_CFG_DOUBLE, give_up_s, "0", 0, 31536000, NULL,
+	  "stop after this long without reaching the aggregator (0: never)"),
+	K("agent", "io_timeout_s", FP_CFG_DOUBLE, io_timeout_s, "60", 5, 3600, NULL,
+	  "longest silence on a connection before it is dropped and redialled"),
+	K("log", "level", FP_CFG_ENUM, log_level, "info", 0, 0, log_levels, "lowest level written to the log"),
+	K("log", "json", FP_CFG_BOOL, log_json, "false", 0, 0, NULL, "write JSON lines instead of human-readable lines"),
+	K("log", "file", FP_CFG_STRING, log_file, "", 0, 0, NULL, "append the log to this file (empty: standard error)"),
+	K("log", "audit", FP_CFG_STRING, audit, "site-audit.jsonl", 0, 0, NULL,
+	  "hash-chained audit log of what left this site (fedpath audit verify); empty: none"),
+};
+
+const struct fp_config_schema fp_agent_schema = {"agent", agent_keys, sizeof agent_keys / sizeof agent_keys[0]};
