@@ -20,6 +20,7 @@
 
 const char fp_cmd_site_usage[] =
 	"Usage: fedpath site --config site.ini [--write-init FILE]\n"
+	"       fedpath site --config site.ini --import-model ROUND.fpm --out CKPT\n"
 	"                    [--log-level L] [--log-json] [--log-file PATH]\n\n"
 	"Runs this hospital's site agent: dials out to the aggregator over TLS 1.3\n"
 	"with mutual authentication, fetches each round's task, trains the Part 1\n"
@@ -30,7 +31,10 @@ const char fp_cmd_site_usage[] =
 	"hash differs from this site's copy of the plan is refused.\n"
 	"Keys of site.ini: fedpath config example agent.\n\n"
 	"  --write-init FILE  write the model's initial weights (float32) for\n"
-	"                     `fedpath aggregate --init`, then exit\n\n"
+	"                     `fedpath aggregate --init`, then exit\n"
+	"  --import-model F   turn a global model the coordinating centre sent\n"
+	"                     (its state_dir/models/round-N.fpm, SHA-256 checked)\n"
+	"                     into a Part 1 checkpoint at --out, for `fedpath quantify`\n\n"
 	"Exit status: 0 study done, 1 runtime error or stopped, 2 usage error.\n";
 
 static volatile int stop_flag;
@@ -43,7 +47,7 @@ static void on_signal(int sig)
 
 int fp_cmd_site(int argc, char **argv)
 {
-	const char *cmd = "site", *config = NULL, *init_out = NULL;
+	const char *cmd = "site", *config = NULL, *init_out = NULL, *import = NULL, *ckpt_out = NULL;
 	int log_set = 0;
 	for (int i = 1; i < argc; i++) {
 		int r = fp_cli_log_option(cmd, argc, argv, &i);
@@ -56,10 +60,15 @@ int fp_cmd_site(int argc, char **argv)
 			config = argv[++i];
 		else if (strcmp(argv[i], "--write-init") == 0 && i + 1 < argc)
 			init_out = argv[++i];
+		else if (strcmp(argv[i], "--import-model") == 0 && i + 1 < argc)
+			import = argv[++i];
+		else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+			ckpt_out = argv[++i];
 		else
 			return fp_cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
 	}
 	if (!config) return fp_cli_usage_error(cmd, "--config is required");
+	if (!!import != !!ckpt_out) return fp_cli_usage_error(cmd, "--import-model and --out go together");
 	struct fp_agent_file f;
 	if (fp_config_load(&fp_agent_schema, config, &f) != FP_OK) return fp_cli_runtime_error(cmd, "configuration", NULL);
 	if (!log_set) {
@@ -85,6 +94,22 @@ int fp_cmd_site(int argc, char **argv)
 		if (st == FP_OK) printf("%s: %zu parameters\n", init_out, tr.n_params);
 		fp_p1_trainer_destroy(p1);
 		return rc;
+	}
+	if (import) {
+		/* The aggregator's framed model file: magic, version, length, SHA-256. */
+		void *payload = NULL;
+		size_t len = 0;
+		uint32_t ver = 0;
+		enum fp_status st = fp_file_read_framed(import, "FPMODEL", 1, tr.n_params * sizeof(float), &ver, &payload, &len);
+		if (st == FP_OK && len != tr.n_params * sizeof(float))
+			st = FP_FAIL(FP_ERR_FORMAT, "%s holds %zu parameters; the model of %s has %zu", import,
+			             len / sizeof(float), f.train_config, tr.n_params);
+		if (st == FP_OK) st = fp_p1_trainer_save(p1, payload, 0, ckpt_out);
+		free(payload);
+		fp_p1_trainer_destroy(p1);
+		if (st != FP_OK) return fp_cli_runtime_error(cmd, "importing the global model", NULL);
+		printf("%s: Part 1 checkpoint of %s\n", ckpt_out, import);
+		return FP_EXIT_OK;
 	}
 	char host[FP_CONFIG_STR_MAX];
 	const char *colon = strrchr(f.address, ':');

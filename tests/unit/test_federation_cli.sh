@@ -114,6 +114,15 @@ for S in H01 H02 H03; do
 	[ "$(grep -c '"event":"update.accepted"' "$T/$S/audit.jsonl")" -eq 2 ] || fail "$S audit: $(cat "$T/$S/audit.jsonl")"
 done
 # The same plan and seed in one MPI job (fedpath simulate) ends with the same model.
+# The final global model, sent to a site, becomes its Part 1 checkpoint for quantify.
+fp site --config "$T/H02/site.ini" --import-model "$T/state/models/round-000002.fpm" --out "$T/H02/global.h5" \
+	>/dev/null 2>"$T/import.log" || fail "import-model: $(tail -2 "$T/import.log")"
+fp quantify --model "$T/H02/global.h5" --cache "$T/caches/H02" --threads 1 >/dev/null 2>"$T/q.log" ||
+	fail "quantify with the imported global model: $(tail -2 "$T/q.log")"
+printf 'x' >>"$T/state/models/round-000001.fpm"
+fp site --config "$T/H02/site.ini" --import-model "$T/state/models/round-000001.fpm" --out "$T/H02/bad.h5" \
+	>/dev/null 2>"$T/import2.log" && fail "a damaged model file was imported"
+[ ! -e "$T/H02/bad.h5" ] || fail "a refused import left a checkpoint"
 if command -v mpirun >/dev/null 2>&1; then
 	sed "s#state_dir = .*#state_dir = $T/sim-state#" "$T/study.ini" >"$T/sim.ini"
 	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun -np 4 --oversubscribe \
