@@ -4,11 +4,10 @@
  *
  * Same wire behaviour as fp_stream_tx_send (protocols/fp_stream.h: start ACK,
  * a window of CHUNK frames, resends on request, resumable on a new
- * connection), written here because fp_stream_tx_send frees the start ACK
- * twice when the connection fails before the second ACK (stream.c: `ack` is
- * not reset after the first fp_msg_free), which would crash an aggregator
- * whenever a site vanished during a small model download. Once stream.c is
- * fixed this can become a call to fp_stream_tx_send.
+ * connection). It was written while fp_stream_tx_send freed the start ACK
+ * twice on a connection lost before the second ACK; that is fixed now, so
+ * this duplicate is to be folded back into fp_stream_tx_send (its counters
+ * come from fp_stream_tx_stats).
  * Borrows `tx` (for its header and geometry) and `data` (total bytes, the
  * same bytes tx was created from).
  */
