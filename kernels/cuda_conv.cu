@@ -9,7 +9,13 @@
  * and caches it in the handle (fp_cuda_conv_cache, CONV_CACHE_MAX plans).
  * Tensor pointers must be 16-byte aligned (fp_kernels_alloc gives 256).
  * The bias add and the bias gradient are own kernels (cuda_ops.cu).
+ * Mixed mode (fp_kernels_options.mixed): the operands are rounded to bf16
+ * into a scratch buffer, cuDNN multiplies them with fp32 accumulation into a
+ * bf16 result, which is widened back to fp32 (PyTorch autocast's contract:
+ * bf16 compute, fp32 tensors and master weights). When cuDNN has no bf16
+ * engine for a shape, that shape runs in fp32 with TF32 allowed (logged).
  */
+#include <cuda_bf16.h>
 #include <cudnn.h>
 #include <stdint.h>
 #include <string.h>
@@ -26,6 +32,7 @@ enum { UID_X = 1, UID_W = 2, UID_Y = 3 };
 struct conv_plan {
 	struct fp_conv2d_shape s;
 	int dir;
+	int bf16; /* operands and result in bf16 (mixed mode) */
 	cudnnBackendDescriptor_t desc[8]; /* tensors, conv, op, graph: freed with the plan */
 	int ndesc;
 	cudnnBackendDescriptor_t plan;
@@ -35,6 +42,8 @@ struct conv_plan {
 struct fp_cuda_conv_cache {
 	struct conv_plan p[CONV_CACHE_MAX];
 	int count;
+	__nv_bfloat16 *half; /* mixed mode: bf16 copies of x, w and y */
+	size_t half_n;       /* elements in half */
 };
 
 #define DNN(call)                                                                                \
@@ -62,6 +71,7 @@ void fp_cuda_conv_close(struct fp_cuda *c)
 		return;
 	for (int i = 0; i < cc->count; i++)
 		plan_clear(&cc->p[i]);
+	cudaFree(cc->half);
 	free(cc);
 	c->conv = NULL;
 }
@@ -78,7 +88,7 @@ static enum fp_status make_tensor(struct conv_plan *p, int64_t uid, const int64_
 {
 	enum fp_status st = FP_OK;
 	cudnnBackendDescriptor_t d = NULL;
-	cudnnDataType_t dt = CUDNN_DATA_FLOAT;
+	cudnnDataType_t dt = p->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 	int64_t strides[4] = {dims[1] * dims[2] * dims[3], dims[2] * dims[3], dims[3], 1}, align = 16;
 	DNN(cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &d));
 	p->desc[p->ndesc++] = d;
@@ -189,7 +199,8 @@ fail:
 	return st;
 }
 
-static enum fp_status build_plan(struct fp_cuda *c, struct conv_plan *p, const struct fp_conv2d_shape *s, int dir)
+static enum fp_status build_plan(struct fp_cuda *c, struct conv_plan *p, const struct fp_conv2d_shape *s, int dir,
+                                 int bf16)
 {
 	enum fp_status st = FP_OK;
 	int64_t xd[4] = {s->n, s->c_in, s->h, s->w}, wd[4] = {s->c_out, s->c_in, s->kh, s->kw};
@@ -203,6 +214,7 @@ static enum fp_status build_plan(struct fp_cuda *c, struct conv_plan *p, const s
 	memset(p, 0, sizeof(*p));
 	p->s = *s;
 	p->dir = dir;
+	p->bf16 = bf16;
 	FP_CHECK(st, make_tensor(p, UID_X, xd, &tx));
 	FP_CHECK(st, make_tensor(p, UID_W, wd, &tw));
 	FP_CHECK(st, make_tensor(p, UID_Y, yd, &ty));
@@ -276,8 +288,73 @@ static enum fp_status get_plan(struct fp_cuda *c, const struct fp_conv2d_shape *
 			plan_clear(&cc->p[i]);
 		cc->count = 0;
 	}
-	FP_TRY(build_plan(c, &cc->p[cc->count], s, dir));
+	if (c->mixed) {
+		if (build_plan(c, &cc->p[cc->count], s, dir, 1) == FP_OK) {
+			*out = &cc->p[cc->count++];
+			return FP_OK;
+		}
+		FP_WARN("kernels: cuDNN has no bf16 engine for conv direction %d (n=%d c_in=%d %dx%d c_out=%d): %s; this "
+		        "shape runs in fp32 (TF32 allowed)", dir, s->n, s->c_in, s->h, s->w, s->c_out, fp_error_msg());
+	}
+	FP_TRY(build_plan(c, &cc->p[cc->count], s, dir, 0));
 	*out = &cc->p[cc->count++];
+	return FP_OK;
+}
+
+__global__ void k_to_bf16(__nv_bfloat16 *y, const float *x, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+		y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void k_from_bf16(float *y, const __nv_bfloat16 *x, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+		y[i] = __bfloat162float(x[i]);
+}
+
+static unsigned cvt_grid(size_t n)
+{
+	size_t g = (n + 255) / 256;
+	return (unsigned)(g > 65535u * 8 ? 65535u * 8 : (g ? g : 1));
+}
+
+/* Element counts rounded up to 128 (256 bytes) so each bf16 copy is aligned. */
+static size_t al128(size_t n) { return (n + 127) & ~(size_t)127; }
+
+/* Runs a bf16 plan on fp32 tensors: x, w, y as the plan's UIDs; `out_uid`
+ * is the one cuDNN writes (UID_Y forward, UID_X backward data, UID_W
+ * backward filter), the other two are read. */
+static enum fp_status run_plan(struct fp_cuda *c, struct conv_plan *p, void *x, void *w, void *y);
+static enum fp_status run_bf16(struct fp_cuda *c, struct conv_plan *p, float *x, float *w, float *y, int out_uid)
+{
+	struct fp_cuda_conv_cache *cc = c->conv;
+	const struct fp_conv2d_shape *s = &p->s;
+	size_t n[3] = {(size_t)s->n * s->c_in * s->h * s->w, (size_t)s->c_out * s->c_in * s->kh * s->kw,
+	               (size_t)s->n * s->c_out * fp_conv2d_out_h(s) * fp_conv2d_out_w(s)};
+	size_t need = al128(n[0]) + al128(n[1]) + al128(n[2]);
+	if (need > cc->half_n) {
+		cudaError_t e = cudaStreamSynchronize(c->stream);
+		cudaFree(cc->half);
+		cc->half = NULL;
+		cc->half_n = 0;
+		if (e == cudaSuccess)
+			e = cudaMalloc((void **)&cc->half, need * sizeof(__nv_bfloat16));
+		if (e != cudaSuccess)
+			return FP_FAIL(FP_ERR_NOMEM, "kernels: bf16 conv operands (%zu bytes): %s", need * 2, cudaGetErrorString(e));
+		cc->half_n = need;
+	}
+	__nv_bfloat16 *h[3] = {cc->half, cc->half + al128(n[0]), cc->half + al128(n[0]) + al128(n[1])};
+	float *f[3] = {x, w, y};
+	for (int i = 0; i < 3; i++)
+		if (i + 1 != out_uid)
+			k_to_bf16<<<cvt_grid(n[i]), 256, 0, c->stream>>>(h[i], f[i], n[i]);
+	if (cudaGetLastError() != cudaSuccess)
+		return FP_FAIL(FP_ERR_BACKEND, "kernels: bf16 conversion launch failed");
+	FP_TRY(run_plan(c, p, h[0], h[1], h[2]));
+	k_from_bf16<<<cvt_grid(n[out_uid - 1]), 256, 0, c->stream>>>(f[out_uid - 1], h[out_uid - 1], n[out_uid - 1]);
+	if (cudaGetLastError() != cudaSuccess)
+		return FP_FAIL(FP_ERR_BACKEND, "kernels: bf16 conversion launch failed");
 	return FP_OK;
 }
 
@@ -305,7 +382,10 @@ enum fp_status fp_cuda_conv2d_forward(struct fp_cuda *be, const struct fp_conv2d
 {
 	struct conv_plan *p;
 	FP_TRY(get_plan(be, s, DIR_FWD, &p));
-	FP_TRY(run_plan(be, p, (void *)x, (void *)w, y));
+	if (p->bf16)
+		FP_TRY(run_bf16(be, p, (float *)x, (float *)w, y, UID_Y));
+	else
+		FP_TRY(run_plan(be, p, (void *)x, (void *)w, y));
 	if (b)
 		FP_TRY(fp_cuda_bias_add(be, y, b, s->n, s->c_out, fp_conv2d_out_h(s) * fp_conv2d_out_w(s)));
 	return FP_OK;
@@ -317,11 +397,17 @@ enum fp_status fp_cuda_conv2d_backward(struct fp_cuda *be, const struct fp_conv2
 	struct conv_plan *p;
 	if (dx) {
 		FP_TRY(get_plan(be, s, DIR_BWD_DATA, &p));
-		FP_TRY(run_plan(be, p, dx, (void *)w, (void *)dy));
+		if (p->bf16)
+			FP_TRY(run_bf16(be, p, dx, (float *)w, (float *)dy, UID_X));
+		else
+			FP_TRY(run_plan(be, p, dx, (void *)w, (void *)dy));
 	}
 	if (dw) {
 		FP_TRY(get_plan(be, s, DIR_BWD_FILTER, &p));
-		FP_TRY(run_plan(be, p, (void *)x, dw, (void *)dy));
+		if (p->bf16)
+			FP_TRY(run_bf16(be, p, (float *)x, dw, (float *)dy, UID_W));
+		else
+			FP_TRY(run_plan(be, p, (void *)x, dw, (void *)dy));
 	}
 	if (db)
 		FP_TRY(fp_cuda_bias_grad(be, db, dy, s->n, s->c_out, fp_conv2d_out_h(s) * fp_conv2d_out_w(s)));

@@ -23,6 +23,8 @@ struct fp_cuda {
 	void *workspace;        /* cuDNN workspace, grown when a plan is built */
 	size_t workspace_size;
 	double *dscratch;       /* FP_CUDA_SCRATCH doubles for reductions */
+	double *cscratch;       /* per-(sample, channel) partial sums of the channel statistics, grown on demand */
+	size_t cscratch_n;      /* doubles in cscratch */
 	char desc[160];
 };
 
@@ -33,7 +35,7 @@ void fp_cuda_conv_close(struct fp_cuda *c);
 enum fp_status fp_cuda_workspace(struct fp_cuda *c, size_t bytes);
 /* y: (N, C, HW) += b[c] */
 enum fp_status fp_cuda_bias_add(struct fp_cuda *c, float *y, const float *b, int n, int cc, int hw);
-/* db[c] = sum over (N, HW) of dy, fixed order (one block per channel). */
+/* db[c] = sum over (N, HW) of dy, fixed order (per-plane sums, then per channel over N). */
 enum fp_status fp_cuda_bias_grad(struct fp_cuda *c, float *db, const float *dy, int n, int cc, int hw);
 
 #endif

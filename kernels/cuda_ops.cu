@@ -113,7 +113,7 @@ enum fp_status fp_cuda_create(int device, int deterministic, int mixed, struct f
 	FP_CHECK(st, fp_cuda_conv_init(c));
 	cudaGetDeviceProperties(&prop, device);
 	snprintf(c->desc, sizeof(c->desc), "cuda:%d %.100s (cuDNN %zu%s%s)", device, prop.name, cudnnGetVersion(),
-	         deterministic ? ", deterministic" : "", mixed ? ", mixed bf16/TF32" : ", fp32");
+	         deterministic ? ", deterministic" : "", mixed ? ", mixed bf16" : ", fp32");
 	*out = c;
 	return FP_OK;
 fail:
@@ -132,6 +132,7 @@ void fp_cuda_destroy(struct fp_cuda *c)
 		cublasDestroy(c->blas);
 	cudaFree(c->workspace);
 	cudaFree(c->dscratch);
+	cudaFree(c->cscratch);
 	if (c->stream)
 		cudaStreamDestroy(c->stream);
 	free(c);
@@ -300,16 +301,91 @@ __global__ void k_bias_add(float *y, const float *b, size_t total, int cc, int h
 	FOR_N(i, total) y[i] += b[(i / hw) % cc];
 }
 
-/* One block per channel; each thread walks (n, j) in a fixed stride. */
-__global__ void k_chan_sum(float *out, const float *x, int n, int cc, int hw)
+/*
+ * Per-channel statistics over (N, HW) in two fixed-order stages, so that the
+ * whole GPU works whatever the channel count (one block per channel walking
+ * N*HW strided elements left most SMs idle and dominated a training step):
+ *  1. k_plane_sums: one block per plane p = i*C + c (HW contiguous floats,
+ *     coalesced), two double sums per plane into cscratch[2p], [2p+1];
+ *  2. a fold kernel: one block per channel sums its N planes in a fixed tree.
+ * No atomics: the result is the same on every run.
+ */
+enum { PS_SUM = 0, PS_CENTRED_SQ = 1, PS_DY_XHAT = 2 };
+
+/* PS_SUM: (sum a, 0). PS_CENTRED_SQ: (sum (a - dmean[c])^2, 0).
+ * PS_DY_XHAT: (sum dy * (x - mean[st]) * rstd[st], sum dy) with a = x, b = dy,
+ * st = c (batch) or i * groups + c / (C / groups) (GroupNorm). */
+__global__ void k_plane_sums(double *out, int mode, const float *a, const float *b, const double *dmean,
+                             const float *mean, const float *rstd, int cc, int hw, int groups, int batch)
 {
-	int ch = blockIdx.x;
-	double acc = 0;
-	for (long e = threadIdx.x; e < (long)n * hw; e += TPB)
-		acc += x[((size_t)(e / hw) * cc + ch) * hw + e % hw];
-	acc = block_sum(acc);
+	long p = blockIdx.x;
+	int ch = (int)(p % cc);
+	long i = p / cc;
+	const float *ap = a + p * hw;
+	double s1 = 0, s2 = 0;
+	if (mode == PS_SUM) {
+		for (int j = threadIdx.x; j < hw; j += TPB)
+			s1 += ap[j];
+	} else if (mode == PS_CENTRED_SQ) {
+		double mu = dmean[ch];
+		for (int j = threadIdx.x; j < hw; j += TPB) {
+			double d = ap[j] - mu;
+			s1 += d * d;
+		}
+	} else {
+		long st = batch ? ch : i * groups + ch / (cc / groups);
+		float mu = mean[st], r = rstd[st];
+		const float *bp = b + p * hw;
+		for (int j = threadIdx.x; j < hw; j += TPB) {
+			s1 += (double)bp[j] * (ap[j] - mu) * r;
+			s2 += bp[j];
+		}
+	}
+	s1 = block_sum(s1);
+	s2 = block_sum(s2);
+	if (threadIdx.x == 0) {
+		out[2 * p] = s1;
+		out[2 * p + 1] = s2;
+	}
+}
+
+/* Channel ch: (sum over i of part[2(i*C + ch)], same for +1), fixed tree. */
+__device__ void fold_channel(const double *part, int n, int cc, int ch, double *t1, double *t2)
+{
+	double s1 = 0, s2 = 0;
+	for (int i = threadIdx.x; i < n; i += TPB) {
+		s1 += part[2 * ((size_t)i * cc + ch)];
+		s2 += part[2 * ((size_t)i * cc + ch) + 1];
+	}
+	*t1 = block_sum(s1);
+	*t2 = block_sum(s2);
+}
+
+/* Plain channel sums (bias gradient): out[c] = total of plane sums. */
+__global__ void k_fold_sum(float *out, const double *part, int n, int cc)
+{
+	double t1, t2;
+	fold_channel(part, n, cc, blockIdx.x, &t1, &t2);
 	if (threadIdx.x == 0)
-		out[ch] = (float)acc;
+		out[blockIdx.x] = (float)t1;
+}
+
+/* Grows cscratch to hold the plane sums of (n, cc) plus 2*cc fold results. */
+static enum fp_status chan_scratch(struct fp_cuda *be, int n, int cc)
+{
+	size_t need = 2 * ((size_t)n * cc + cc);
+	if (need <= be->cscratch_n)
+		return FP_OK;
+	CU(cudaStreamSynchronize(be->stream));
+	cudaFree(be->cscratch);
+	be->cscratch = NULL;
+	be->cscratch_n = 0;
+	cudaError_t e = cudaMalloc((void **)&be->cscratch, need * sizeof(double));
+	if (e != cudaSuccess)
+		return FP_FAIL(FP_ERR_NOMEM, "kernels: cudaMalloc(%zu) for channel statistics: %s", need * sizeof(double),
+		               cudaGetErrorString(e));
+	be->cscratch_n = need;
+	return FP_OK;
 }
 
 enum fp_status fp_cuda_bias_add(struct fp_cuda *be, float *y, const float *b, int n, int cc, int hw)
@@ -322,7 +398,11 @@ enum fp_status fp_cuda_bias_add(struct fp_cuda *be, float *y, const float *b, in
 
 enum fp_status fp_cuda_bias_grad(struct fp_cuda *be, float *db, const float *dy, int n, int cc, int hw)
 {
-	k_chan_sum<<<cc, TPB, 0, be->stream>>>(db, dy, n, cc, hw);
+	FP_TRY(chan_scratch(be, n, cc));
+	k_plane_sums<<<(unsigned)((size_t)n * cc), TPB, 0, be->stream>>>(be->cscratch, PS_SUM, dy, NULL, NULL, NULL, NULL,
+	                                                                  cc, hw, 1, 1);
+	LAUNCHED();
+	k_fold_sum<<<cc, TPB, 0, be->stream>>>(db, be->cscratch, n, cc);
 	LAUNCHED();
 	return FP_OK;
 }
@@ -564,28 +644,35 @@ __global__ void k_gn_b_dx(float *dx, const float *dy, const float *x, const floa
 		dx[g * per + j] = r * (dyg[j] * gamma[c0 + j / hw] - m1 - (xg[j] - mu) * r * m2);
 }
 
-/* One block per channel: dgamma = sum dy * xhat, dbeta = sum dy, with the
- * statistics of group stat_of(n, ch) (GroupNorm) or ch (BatchNorm). */
-__global__ void k_norm_dparams(float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean,
-                               const float *rstd, int n, int cc, int hw, int groups, int batch)
+/* dgamma = sum dy * xhat, dbeta = sum dy per channel, from the PS_DY_XHAT
+ * plane sums; for BatchNorm also the dx coefficients m1 = mean dy and
+ * m2 = mean dy * xhat into coef[2c], [2c+1] (coef may be NULL). */
+__global__ void k_fold_dparams(float *dgamma, float *dbeta, double *coef, const double *part, int n, int cc, long m)
 {
+	double sg, sb;
 	int ch = blockIdx.x;
-	double sg = 0, sb = 0;
-	for (long e = threadIdx.x; e < (long)n * hw; e += TPB) {
-		long i = e / hw, j = e % hw;
-		long st = batch ? ch : i * groups + ch / (cc / groups);
-		size_t idx = ((size_t)i * cc + ch) * hw + j;
-		sg += (double)dy[idx] * (x[idx] - mean[st]) * rstd[st];
-		sb += dy[idx];
-	}
-	sg = block_sum(sg);
-	sb = block_sum(sb);
+	fold_channel(part, n, cc, ch, &sg, &sb);
 	if (threadIdx.x == 0) {
 		if (dgamma)
 			dgamma[ch] = (float)sg;
 		if (dbeta)
 			dbeta[ch] = (float)sb;
+		if (coef) {
+			coef[2 * ch] = sb / m;
+			coef[2 * ch + 1] = sg / m;
+		}
 	}
+}
+
+/* Plane sums of dy * xhat and dy for the statistics of a norm layer. */
+static enum fp_status norm_plane_sums(struct fp_cuda *be, const float *dy, const float *x, const float *mean,
+                                      const float *rstd, int n, int cc, int hw, int groups, int batch)
+{
+	FP_TRY(chan_scratch(be, n, cc));
+	k_plane_sums<<<(unsigned)((size_t)n * cc), TPB, 0, be->stream>>>(be->cscratch, PS_DY_XHAT, x, dy, NULL, mean, rstd,
+	                                                                  cc, hw, groups, batch);
+	LAUNCHED();
+	return FP_OK;
 }
 
 enum fp_status fp_cuda_groupnorm_forward(struct fp_cuda *be, float *y, float *mean, float *rstd, const float *x,
@@ -606,40 +693,48 @@ enum fp_status fp_cuda_groupnorm_backward(struct fp_cuda *be, float *dx, float *
 		LAUNCHED();
 	}
 	if (dgamma || dbeta) {
-		k_norm_dparams<<<cc, TPB, 0, be->stream>>>(dgamma, dbeta, dy, x, mean, rstd, n, cc, hw, groups, 0);
+		FP_TRY(norm_plane_sums(be, dy, x, mean, rstd, n, cc, hw, groups, 0));
+		k_fold_dparams<<<cc, TPB, 0, be->stream>>>(dgamma, dbeta, NULL, be->cscratch, n, cc, (long)n * hw);
 		LAUNCHED();
 	}
 	return FP_OK;
 }
 
-__global__ void k_bn_f(float *y, float *mean, float *rstd, float *rm, float *rv, const float *x, const float *gamma,
-                       const float *beta, int n, int cc, int hw, float eps, float momentum)
+/* BatchNorm statistics from the plane sums: stage "mean" keeps the double
+ * mean per channel in dmean; stage "var" finishes mean/rstd and the running
+ * statistics (unbiased variance, as PyTorch). */
+__global__ void k_bn_fold_mean(double *dmean, const double *part, int n, int cc, long m)
+{
+	double s1, s2;
+	fold_channel(part, n, cc, blockIdx.x, &s1, &s2);
+	if (threadIdx.x == 0)
+		dmean[blockIdx.x] = s1 / m;
+}
+
+__global__ void k_bn_fold_var(float *mean, float *rstd, float *rm, float *rv, const double *dmean,
+                              const double *part, int n, int cc, long m, float eps, float momentum)
 {
 	int ch = blockIdx.x;
-	long m = (long)n * hw;
-	double s1 = 0, s2 = 0;
-	for (long e = threadIdx.x; e < m; e += TPB)
-		s1 += x[((size_t)(e / hw) * cc + ch) * hw + e % hw];
-	double mu = block_sum(s1) / m;
-	for (long e = threadIdx.x; e < m; e += TPB) {
-		double d = x[((size_t)(e / hw) * cc + ch) * hw + e % hw] - mu;
-		s2 += d * d;
-	}
-	s2 = block_sum(s2);
-	double var = s2 / m;
-	float r = (float)(1.0 / sqrt(var + eps));
+	double s2, unused;
+	fold_channel(part, n, cc, ch, &s2, &unused);
 	if (threadIdx.x == 0) {
+		double mu = dmean[ch], var = s2 / m;
 		mean[ch] = (float)mu;
-		rstd[ch] = r;
+		rstd[ch] = (float)(1.0 / sqrt(var + eps));
 		if (rm) {
 			rm[ch] = (1 - momentum) * rm[ch] + momentum * (float)mu;
 			rv[ch] = (1 - momentum) * rv[ch] + momentum * (float)(m > 1 ? s2 / (m - 1) : var);
 		}
 	}
-	float a = r * gamma[ch], b = beta[ch] - (float)mu * a;
-	for (long e = threadIdx.x; e < m; e += TPB) {
-		size_t idx = ((size_t)(e / hw) * cc + ch) * hw + e % hw;
-		y[idx] = x[idx] * a + b;
+}
+
+__global__ void k_bn_apply(float *y, const float *x, const float *mean, const float *rstd, const float *gamma,
+                           const float *beta, size_t total, int cc, int hw)
+{
+	FOR_N(e, total) {
+		int ch = (int)((e / hw) % cc);
+		float a = rstd[ch] * gamma[ch];
+		y[e] = x[e] * a + (beta[ch] - mean[ch] * a);
 	}
 }
 
@@ -654,21 +749,13 @@ __global__ void k_bn_infer(float *y, const float *x, const float *rm, const floa
 }
 
 __global__ void k_bn_b(float *dx, const float *dy, const float *x, const float *mean, const float *rstd,
-                       const float *gamma, int n, int cc, int hw)
+                       const float *gamma, const double *coef, size_t total, int cc, int hw)
 {
-	int ch = blockIdx.x;
-	long m = (long)n * hw;
-	float mu = mean[ch], r = rstd[ch];
-	double sdy = 0, sdyx = 0;
-	for (long e = threadIdx.x; e < m; e += TPB) {
-		size_t idx = ((size_t)(e / hw) * cc + ch) * hw + e % hw;
-		sdy += dy[idx];
-		sdyx += (double)dy[idx] * (x[idx] - mu) * r;
-	}
-	float m1 = (float)(block_sum(sdy) / m), m2 = (float)(block_sum(sdyx) / m), k = gamma[ch] * r;
-	for (long e = threadIdx.x; e < m; e += TPB) {
-		size_t idx = ((size_t)(e / hw) * cc + ch) * hw + e % hw;
-		dx[idx] = k * (dy[idx] - m1 - (x[idx] - mu) * r * m2);
+	FOR_N(e, total) {
+		int ch = (int)((e / hw) % cc);
+		float mu = mean[ch], r = rstd[ch], k = gamma[ch] * r;
+		float m1 = (float)coef[2 * ch], m2 = (float)coef[2 * ch + 1];
+		dx[e] = k * (dy[e] - m1 - (x[e] - mu) * r * m2);
 	}
 }
 
@@ -676,8 +763,21 @@ enum fp_status fp_cuda_batchnorm_forward(struct fp_cuda *be, float *y, float *me
                                          float *running_var, const float *x, const float *gamma, const float *beta,
                                          int n, int cc, int hw, float eps, float momentum)
 {
-	k_bn_f<<<cc, TPB, 0, be->stream>>>(y, mean, rstd, running_mean, running_var, x, gamma, beta, n, cc, hw, eps,
-	                                   momentum);
+	size_t planes = (size_t)n * cc, total = planes * hw;
+	long m = (long)n * hw;
+	FP_TRY(chan_scratch(be, n, cc));
+	double *part = be->cscratch, *dmean = be->cscratch + 2 * planes;
+	k_plane_sums<<<(unsigned)planes, TPB, 0, be->stream>>>(part, PS_SUM, x, NULL, NULL, NULL, NULL, cc, hw, 1, 1);
+	LAUNCHED();
+	k_bn_fold_mean<<<cc, TPB, 0, be->stream>>>(dmean, part, n, cc, m);
+	LAUNCHED();
+	k_plane_sums<<<(unsigned)planes, TPB, 0, be->stream>>>(part, PS_CENTRED_SQ, x, NULL, dmean, NULL, NULL, cc, hw, 1,
+	                                                        1);
+	LAUNCHED();
+	k_bn_fold_var<<<cc, TPB, 0, be->stream>>>(mean, rstd, running_mean, running_var, dmean, part, n, cc, m, eps,
+	                                         momentum);
+	LAUNCHED();
+	k_bn_apply<<<EW(total)>>>(y, x, mean, rstd, gamma, beta, total, cc, hw);
 	LAUNCHED();
 	return FP_OK;
 }
@@ -696,12 +796,16 @@ enum fp_status fp_cuda_batchnorm_backward(struct fp_cuda *be, float *dx, float *
                                           const float *x, const float *mean, const float *rstd, const float *gamma,
                                           int n, int cc, int hw)
 {
+	if (!dx && !dgamma && !dbeta)
+		return FP_OK;
+	size_t planes = (size_t)n * cc, total = planes * hw;
+	/* One pass of plane sums gives dgamma, dbeta and dx's two coefficients. */
+	FP_TRY(norm_plane_sums(be, dy, x, mean, rstd, n, cc, hw, cc, 1));
+	double *coef = be->cscratch + 2 * planes;
+	k_fold_dparams<<<cc, TPB, 0, be->stream>>>(dgamma, dbeta, coef, be->cscratch, n, cc, (long)n * hw);
+	LAUNCHED();
 	if (dx) {
-		k_bn_b<<<cc, TPB, 0, be->stream>>>(dx, dy, x, mean, rstd, gamma, n, cc, hw);
-		LAUNCHED();
-	}
-	if (dgamma || dbeta) {
-		k_norm_dparams<<<cc, TPB, 0, be->stream>>>(dgamma, dbeta, dy, x, mean, rstd, n, cc, hw, cc, 1);
+		k_bn_b<<<EW(total)>>>(dx, dy, x, mean, rstd, gamma, coef, total, cc, hw);
 		LAUNCHED();
 	}
 	return FP_OK;

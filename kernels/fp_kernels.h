@@ -49,9 +49,11 @@ struct fp_kernels_options {
 	int threads;       /* CPU threads; 0 = OpenMP default */
 	int deterministic; /* CUDA: deterministic engines and reductions only */
 	int require;       /* 1: fail instead of falling back to the CPU */
-	int mixed;         /* CUDA: bf16/TF32 tensor-core compute in convolutions and
-	                    * GEMMs; tensors, master weights and optimiser state
-	                    * stay fp32 (about 1e-2 relative error). CPU: ignored. */
+	int mixed;         /* CUDA: bf16 tensor-core compute (fp32 accumulation) in
+	                    * convolutions and GEMMs; tensors, master weights and
+	                    * optimiser state stay fp32 (about 1e-2 relative error).
+	                    * A conv shape with no bf16 engine runs fp32/TF32 (logged).
+	                    * CPU: ignored. */
 };
 
 /* Default options: CPU, device 0, default threads, deterministic, no require, fp32. */

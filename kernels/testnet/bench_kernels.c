@@ -3,11 +3,14 @@
  * scripts/gpu-check (a benchmark, not a test).
  *
  *   bench_kernels [--backend cpu|cuda] [--mixed] [--threads N] [--batch 64] [--size 64]
- *                 [--width 16] [--steps 5] conv|gemm|step
+ *                 [--width 16] [--steps 5] conv|gemm|step|bn|convw
  * --mixed: CUDA reduced-precision compute (fp_kernels_options.mixed).
  *
  * conv: forward + backward of a 3x3 conv, (64, 32, 32, 32) -> 32 channels;
  * gemm: (1024 x 1024) x (1024 x 1024) through fp_k_linear_forward;
+ * bn: BatchNorm forward + backward on (batch, width, size, size);
+ * convw: forward + backward of a 3x3 conv width -> width on (batch, width, size, size)
+ *       (with bn: where a step's time goes at a given shape);
  * step: one training step (forward, backward, AdamW) of the Part 1-like net
  *       (kernels/testnet/fp_part1_net.h) on a batch of random tiles.
  * Prints "<what> <median seconds> <rate> <unit>" after one warm-up run;
@@ -106,6 +109,32 @@ int main(int argc, char **argv)
 		qsort(t, steps, sizeof(double), cmp_d);
 		double flops = 3.0 * 2 * 64 * 32 * 32 * 32 * 32 * 9;
 		printf("conv %.6f %.2f GFLOP/s\n", t[steps / 2], flops / t[steps / 2] * 1e-9);
+	} else if (!strcmp(what, "bn") || !strcmp(what, "convw")) {
+		int is_bn = !strcmp(what, "bn");
+		size_t nx = (size_t)batch * width * size * size;
+		struct fp_conv2d_shape s = {batch, width, size, size, width, 3, 3, 1, 1};
+		float *x = dev_random(k, nx, 1), *y = dev_random(k, nx, 2), *dy = dev_random(k, nx, 3);
+		float *dx = dev_random(k, nx, 4), *w = dev_random(k, (size_t)width * width * 9, 5);
+		float *dw = dev_random(k, (size_t)width * width * 9, 6), *g = dev_random(k, width, 7);
+		float *b = dev_random(k, width, 8), *st = dev_random(k, 8 * (size_t)width, 9);
+		for (int r = -1; r < steps; r++) {
+			double t0 = now();
+			if (is_bn) {
+				OK(fp_k_batchnorm_forward(k, y, st, st + width, st + 2 * width, st + 3 * width, x, g, b, batch, width,
+				                          size * size, 1e-5f, 0.1f));
+				OK(fp_k_batchnorm_backward(k, dx, st + 4 * width, st + 5 * width, dy, x, st, st + width, g, batch,
+				                           width, size * size));
+			} else {
+				OK(fp_k_conv2d_forward(k, &s, y, x, w, NULL));
+				OK(fp_k_conv2d_backward(k, &s, dx, dw, NULL, dy, x, w));
+			}
+			OK(fp_kernels_sync(k));
+			if (r >= 0)
+				t[r] = now() - t0;
+		}
+		qsort(t, steps, sizeof(double), cmp_d);
+		printf("%s %.6f %.2f GB/s (batch %d, %d channels, %dx%d)\n", what, t[steps / 2],
+		       nx * sizeof(float) * 6.0 / t[steps / 2] * 1e-9, batch, width, size, size);
 	} else if (!strcmp(what, "gemm")) {
 		int n = 1024;
 		float *a = dev_random(k, (size_t)n * n, 1), *b = dev_random(k, (size_t)n * n, 2), *c = dev_random(k, (size_t)n * n, 3);
