@@ -64,6 +64,56 @@ static enum fp_status check_times(const struct fp_table *t, const char *column, 
 	return FP_OK;
 }
 
+/* Column readers: allocate n values (at least one) and fill them from the
+ * named column; errors name file:line:column (fp_table). The caller frees. */
+static enum fp_status col_num(const struct fp_table *t, const char *col, double **out, const char *what)
+{
+	size_t n = fp_table_rows(t);
+	FP_TRY(fp_alloc_array(n ? n : 1, sizeof **out, (void **)out, what));
+	return fp_table_numeric(t, col, *out);
+}
+
+/* Survival times: numeric and >= 0. */
+static enum fp_status col_time(const struct fp_table *t, const char *col, double **out, const char *what)
+{
+	FP_TRY(col_num(t, col, out, what));
+	return check_times(t, col, *out);
+}
+
+static enum fp_status col_bin(const struct fp_table *t, const char *col, unsigned char **out, const char *what)
+{
+	size_t n = fp_table_rows(t);
+	FP_TRY(fp_alloc_array(n ? n : 1, 1, (void **)out, what));
+	return fp_table_binary(t, col, *out);
+}
+
+static enum fp_status col_factor(const struct fp_table *t, const char *col, int **out, size_t *levels, const char *what)
+{
+	size_t n = fp_table_rows(t);
+	FP_TRY(fp_alloc_array(n ? n : 1, sizeof **out, (void **)out, what));
+	return fp_table_factor(t, col, *out, levels);
+}
+
+/* --centre for a stratified bootstrap: NULL (one centre) when not given. */
+static enum fp_status opt_centre(const struct fp_stats_request *rq, const struct fp_table *t, int **centre, size_t *levels)
+{
+	*centre = NULL;
+	*levels = 1;
+	if (!rq->centre) return FP_OK;
+	return col_factor(t, rq->centre, centre, levels, "centres");
+}
+
+/* The "bootstrap" object's common members; the caller adds the intervals. */
+static json_t *boot_json(json_t *o, size_t replicates, const struct fp_stats_request *rq, size_t centres)
+{
+	json_t *jb = json_object();
+	json_object_set_new(jb, "replicates", json_integer((json_int_t)replicates));
+	json_object_set_new(jb, "seed", json_integer((json_int_t)rq->seed));
+	json_object_set_new(jb, "centres", json_integer((json_int_t)centres));
+	json_object_set_new(o, "bootstrap", jb);
+	return jb;
+}
+
 static enum fp_status need(const char *stat, const char *opt, const char *value)
 {
 	if (!value || !*value) return FP_FAIL(FP_ERR_INVALID_ARG, "%s needs --%s COLUMN", stat, opt);
@@ -78,10 +128,8 @@ static enum fp_status run_auc(const struct fp_stats_request *rq, const struct fp
 	double *s = NULL;
 	FP_TRY(need("auc", "label", rq->label));
 	FP_TRY(need("auc", "score", rq->score));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&y, "labels"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *s, (void **)&s, "scores"));
-	FP_CHECK(st, fp_table_binary(t, rq->label, y));
-	FP_CHECK(st, fp_table_numeric(t, rq->score, s));
+	FP_CHECK(st, col_bin(t, rq->label, &y, "labels"));
+	FP_CHECK(st, col_num(t, rq->score, &s, "scores"));
 	struct fp_auc_result r;
 	FP_CHECK(st, fp_validate_auc(y, s, n, &r, NULL, NULL));
 	json_object_set_new(o, "n", json_integer((json_int_t)r.n));
@@ -109,16 +157,11 @@ static enum fp_status run_cindex(const struct fp_stats_request *rq, const struct
 	FP_TRY(need("cindex", "time", rq->time));
 	FP_TRY(need("cindex", "event", rq->event));
 	FP_TRY(need("cindex", "score", rq->score));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&e, "events"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *tm, (void **)&tm, "times"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *s, (void **)&s, "scores"));
-	FP_CHECK(st, fp_table_numeric(t, rq->time, tm));
-	FP_CHECK(st, check_times(t, rq->time, tm));
-	FP_CHECK(st, fp_table_binary(t, rq->event, e));
-	FP_CHECK(st, fp_table_numeric(t, rq->score, s));
+	FP_CHECK(st, col_time(t, rq->time, &tm, "times"));
+	FP_CHECK(st, col_bin(t, rq->event, &e, "events"));
+	FP_CHECK(st, col_num(t, rq->score, &s, "scores"));
 	if (rq->strata && *rq->strata) {
-		FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *strata, (void **)&strata, "strata"));
-		FP_CHECK(st, fp_table_factor(t, rq->strata, strata, &levels));
+		FP_CHECK(st, col_factor(t, rq->strata, &strata, &levels, "strata"));
 	}
 	struct fp_cindex_options opt = {rq->tau, rq->uno};
 	struct fp_cindex_result r;
@@ -138,27 +181,20 @@ static enum fp_status run_cindex(const struct fp_stats_request *rq, const struct
 	if (strata) json_object_set_new(o, "strata", json_integer((json_int_t)levels));
 	if (rq->bootstrap > 0) {
 		int *centre = NULL;
-		size_t nlev = 0;
-		if (rq->centre) {
-			FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *centre, (void **)&centre, "centres"));
-			st = fp_table_factor(t, rq->centre, centre, &nlev);
-			if (st != FP_OK) {
-				free(centre);
-				goto fail;
-			}
+		size_t nlev = 1;
+		st = opt_centre(rq, t, &centre, &nlev);
+		if (st != FP_OK) {
+			free(centre);
+			goto fail;
 		}
 		struct fp_bootstrap_result b;
 		st = fp_validate_cindex_bootstrap(tm, e, s, centre, n, &opt, (size_t)rq->bootstrap, rq->seed, NULL, &b);
 		free(centre);
 		if (st != FP_OK) goto fail;
-		json_t *jb = json_object();
-		json_object_set_new(jb, "replicates", json_integer((json_int_t)b.replicates));
-		json_object_set_new(jb, "seed", json_integer((json_int_t)rq->seed));
-		json_object_set_new(jb, "centres", json_integer((json_int_t)(rq->centre ? nlev : 1)));
+		json_t *jb = boot_json(o, b.replicates, rq, nlev);
 		put(jb, "sd", b.sd);
 		put(jb, "ci_low", b.ci_low);
 		put(jb, "ci_high", b.ci_high);
-		json_object_set_new(o, "bootstrap", jb);
 		if (strata) note(o, "bootstrap: replicates are of the unstratified C (pairs across strata included)");
 	}
 fail:
@@ -177,10 +213,8 @@ static enum fp_status run_calibration(const struct fp_stats_request *rq, const s
 	double *p = NULL;
 	FP_TRY(need("calibration", "label", rq->label));
 	FP_TRY(need("calibration", "prob", rq->prob));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&y, "labels"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *p, (void **)&p, "probabilities"));
-	FP_CHECK(st, fp_table_binary(t, rq->label, y));
-	FP_CHECK(st, fp_table_numeric(t, rq->prob, p));
+	FP_CHECK(st, col_bin(t, rq->label, &y, "labels"));
+	FP_CHECK(st, col_num(t, rq->prob, &p, "probabilities"));
 	struct fp_calibration_result r;
 	FP_CHECK(st, fp_validate_calibration(y, p, n, &r));
 	json_object_set_new(o, "n", json_integer((json_int_t)r.n));
@@ -219,28 +253,21 @@ static enum fp_status run_calibration(const struct fp_stats_request *rq, const s
 	}
 	if (rq->bootstrap > 0) {
 		int *centre = NULL;
-		size_t nlev = 0;
-		if (rq->centre) {
-			FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *centre, (void **)&centre, "centres"));
-			st = fp_table_factor(t, rq->centre, centre, &nlev);
-			if (st != FP_OK) {
-				free(centre);
-				goto fail;
-			}
+		size_t nlev = 1;
+		st = opt_centre(rq, t, &centre, &nlev);
+		if (st != FP_OK) {
+			free(centre);
+			goto fail;
 		}
 		struct fp_bootstrap_result b;
 		st = fp_validate_ici_bootstrap(y, p, centre, n, (size_t)rq->bootstrap, rq->seed, NULL, &b);
 		free(centre);
 		if (st != FP_OK) goto fail;
-		json_t *jb = json_object();
+		json_t *jb = boot_json(o, b.replicates, rq, nlev);
 		json_object_set_new(jb, "statistic", json_string("ici_interpolate"));
-		json_object_set_new(jb, "replicates", json_integer((json_int_t)b.replicates));
-		json_object_set_new(jb, "seed", json_integer((json_int_t)rq->seed));
-		json_object_set_new(jb, "centres", json_integer((json_int_t)(rq->centre ? nlev : 1)));
 		put(jb, "sd", b.sd);
 		put(jb, "ci_low", b.ci_low);
 		put(jb, "ci_high", b.ci_high);
-		json_object_set_new(o, "bootstrap", jb);
 	}
 fail:
 	free(y);
@@ -258,12 +285,9 @@ static enum fp_status run_km(const struct fp_stats_request *rq, const struct fp_
 	FP_TRY(need("km", "time", rq->time));
 	FP_TRY(need("km", "event", rq->event));
 	if (rq->n_at == 0) return FP_FAIL(FP_ERR_INVALID_ARG, "km needs --at T1,T2,...");
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&e, "events"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *tm, (void **)&tm, "times"));
 	FP_CHECK(st, fp_alloc_array(rq->n_at, sizeof *pt, (void **)&pt, "KM points"));
-	FP_CHECK(st, fp_table_numeric(t, rq->time, tm));
-	FP_CHECK(st, check_times(t, rq->time, tm));
-	FP_CHECK(st, fp_table_binary(t, rq->event, e));
+	FP_CHECK(st, col_time(t, rq->time, &tm, "times"));
+	FP_CHECK(st, col_bin(t, rq->event, &e, "events"));
 	FP_CHECK(st, fp_validate_km(tm, e, n, rq->at, rq->n_at, pt));
 	json_t *a_t = json_array(), *a_s = json_array(), *a_se = json_array(), *a_n = json_array();
 	int se_null = 0;
@@ -329,12 +353,9 @@ static enum fp_status run_roc_test(const struct fp_stats_request *rq, const stru
 	FP_TRY(need("roc_test", "label", rq->label));
 	FP_TRY(need("roc_test", "score", rq->score));
 	FP_TRY(need("roc_test", "score2", rq->score2));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&y, "labels"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *s1, (void **)&s1, "scores"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *s2, (void **)&s2, "scores"));
-	FP_CHECK(st, fp_table_binary(t, rq->label, y));
-	FP_CHECK(st, fp_table_numeric(t, rq->score, s1));
-	FP_CHECK(st, fp_table_numeric(t, rq->score2, s2));
+	FP_CHECK(st, col_bin(t, rq->label, &y, "labels"));
+	FP_CHECK(st, col_num(t, rq->score, &s1, "scores"));
+	FP_CHECK(st, col_num(t, rq->score2, &s2, "scores"));
 	struct fp_auc_paired_result r;
 	FP_CHECK(st, fp_validate_auc_paired(y, s1, s2, n, &r));
 	json_object_set_new(o, "n", json_integer((json_int_t)n));
@@ -361,13 +382,9 @@ static enum fp_status run_logrank(const struct fp_stats_request *rq, const struc
 	FP_TRY(need("logrank", "time", rq->time));
 	FP_TRY(need("logrank", "event", rq->event));
 	FP_TRY(need("logrank", "group", rq->group));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&e, "events"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *tm, (void **)&tm, "times"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *g, (void **)&g, "groups"));
-	FP_CHECK(st, fp_table_numeric(t, rq->time, tm));
-	FP_CHECK(st, check_times(t, rq->time, tm));
-	FP_CHECK(st, fp_table_binary(t, rq->event, e));
-	FP_CHECK(st, fp_table_factor(t, rq->group, g, &levels));
+	FP_CHECK(st, col_time(t, rq->time, &tm, "times"));
+	FP_CHECK(st, col_bin(t, rq->event, &e, "events"));
+	FP_CHECK(st, col_factor(t, rq->group, &g, &levels, "groups"));
 	struct fp_logrank_result r;
 	FP_CHECK(st, fp_validate_logrank(tm, e, g, n, &r));
 	json_object_set_new(o, "groups", json_integer((json_int_t)r.groups));
@@ -405,13 +422,12 @@ static enum fp_status run_multiclass(const struct fp_stats_request *rq, const st
 	FP_CHECK(st, fp_size_mul(n ? n : 1, K, &cells, "class score matrix"));
 	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *col, (void **)&col, "class scores"));
 	FP_CHECK(st, fp_alloc_array(cells, sizeof *prob, (void **)&prob, "class scores"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *raw, (void **)&raw, "classes"));
 	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *cls, (void **)&cls, "classes"));
 	for (size_t c = 0; c < K; c++) {
 		FP_CHECK(st, fp_table_numeric(t, names[c], col));
 		for (size_t i = 0; i < n; i++) prob[i * K + c] = col[i];
 	}
-	FP_CHECK(st, fp_table_factor(t, rq->cls, raw, &levels));
+	FP_CHECK(st, col_factor(t, rq->cls, &raw, &levels, "classes"));
 	/* map each row's class text to the --probs column of the same name */
 	for (size_t i = 0; i < n; i++) {
 		const char *v = fp_table_text(t, rq->cls, i);
@@ -449,13 +465,9 @@ static enum fp_status run_horizon(const struct fp_stats_request *rq, const struc
 	FP_TRY(need("horizon", "event", rq->event));
 	FP_TRY(need("horizon", "risk", rq->risk));
 	if (rq->n_at != 1) return FP_FAIL(FP_ERR_INVALID_ARG, "horizon needs --at T (one time)");
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&e, "events"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *tm, (void **)&tm, "times"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *rk, (void **)&rk, "risks"));
-	FP_CHECK(st, fp_table_numeric(t, rq->time, tm));
-	FP_CHECK(st, check_times(t, rq->time, tm));
-	FP_CHECK(st, fp_table_binary(t, rq->event, e));
-	FP_CHECK(st, fp_table_numeric(t, rq->risk, rk));
+	FP_CHECK(st, col_time(t, rq->time, &tm, "times"));
+	FP_CHECK(st, col_bin(t, rq->event, &e, "events"));
+	FP_CHECK(st, col_num(t, rq->risk, &rk, "risks"));
 	struct fp_horizon_result r;
 	FP_CHECK(st, fp_validate_horizon(tm, e, rk, n, rq->at[0], &r));
 	json_object_set_new(o, "n", json_integer((json_int_t)r.n));
@@ -474,23 +486,17 @@ static enum fp_status run_horizon(const struct fp_stats_request *rq, const struc
 	if (!isfinite(r.ipa)) note(o, "ipa: the null model's Brier score is 0");
 	if (rq->bootstrap > 0) {
 		int *centre = NULL;
-		size_t nlev = 0;
-		if (rq->centre) {
-			FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *centre, (void **)&centre, "centres"));
-			st = fp_table_factor(t, rq->centre, centre, &nlev);
-			if (st != FP_OK) {
-				free(centre);
-				goto fail;
-			}
+		size_t nlev = 1;
+		st = opt_centre(rq, t, &centre, &nlev);
+		if (st != FP_OK) {
+			free(centre);
+			goto fail;
 		}
 		struct fp_horizon_bootstrap hb;
 		st = fp_validate_horizon_bootstrap(tm, e, rk, centre, n, rq->at[0], (size_t)rq->bootstrap, rq->seed, &hb);
 		free(centre);
 		if (st != FP_OK) goto fail;
-		json_t *jb = json_object();
-		json_object_set_new(jb, "replicates", json_integer((json_int_t)hb.replicates));
-		json_object_set_new(jb, "seed", json_integer((json_int_t)rq->seed));
-		json_object_set_new(jb, "centres", json_integer((json_int_t)(rq->centre ? nlev : 1)));
+		json_t *jb = boot_json(o, hb.replicates, rq, nlev);
 		put(jb, "auc_low", hb.auc_low);
 		put(jb, "auc_high", hb.auc_high);
 		put(jb, "brier_low", hb.brier_low);
@@ -499,7 +505,6 @@ static enum fp_status run_horizon(const struct fp_stats_request *rq, const struc
 		put(jb, "ipa_high", hb.ipa_high);
 		put(jb, "oe_low", hb.oe_low);
 		put(jb, "oe_high", hb.oe_high);
-		json_object_set_new(o, "bootstrap", jb);
 	}
 	if (rq->recalibrate) {
 		double b, bse, a, *q = NULL;
@@ -550,19 +555,14 @@ static enum fp_status run_benefit(const struct fp_stats_request *rq, const struc
 		p = c ? c + 1 : p + len;
 	}
 	FP_CHECK(st, fp_size_mul(n ? n : 1, A, &cells, "propensity matrix"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&e, "events"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *tm, (void **)&tm, "times"));
 	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *col, (void **)&col, "propensity"));
 	FP_CHECK(st, fp_alloc_array(cells, sizeof *ps, (void **)&ps, "propensity"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *a, (void **)&a, "arms"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *r, (void **)&r, "arms"));
 	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *arm, (void **)&arm, "arms"));
 	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *rec, (void **)&rec, "arms"));
-	FP_CHECK(st, fp_table_numeric(t, rq->time, tm));
-	FP_CHECK(st, check_times(t, rq->time, tm));
-	FP_CHECK(st, fp_table_binary(t, rq->event, e));
-	FP_CHECK(st, fp_table_numeric(t, rq->arm, a));
-	FP_CHECK(st, fp_table_numeric(t, rq->recommended, r));
+	FP_CHECK(st, col_time(t, rq->time, &tm, "times"));
+	FP_CHECK(st, col_bin(t, rq->event, &e, "events"));
+	FP_CHECK(st, col_num(t, rq->arm, &a, "arms"));
+	FP_CHECK(st, col_num(t, rq->recommended, &r, "arms"));
 	for (size_t c = 0; c < A; c++) {
 		FP_CHECK(st, fp_table_numeric(t, names[c], col));
 		for (size_t i = 0; i < n; i++) ps[i * A + c] = col[i];
@@ -669,12 +669,9 @@ static enum fp_status run_cforbenefit(const struct fp_stats_request *rq, const s
 	FP_TRY(need("cforbenefit", "treated", rq->treated));
 	FP_TRY(need("cforbenefit", "benefit", rq->benefit));
 	FP_TRY(need("cforbenefit", "outcome", rq->outcome));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&tr, "treated"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, 1, (void **)&y, "outcome"));
-	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof *ben, (void **)&ben, "benefit"));
-	FP_CHECK(st, fp_table_binary(t, rq->treated, tr));
-	FP_CHECK(st, fp_table_binary(t, rq->outcome, y));
-	FP_CHECK(st, fp_table_numeric(t, rq->benefit, ben));
+	FP_CHECK(st, col_bin(t, rq->treated, &tr, "treated"));
+	FP_CHECK(st, col_bin(t, rq->outcome, &y, "outcome"));
+	FP_CHECK(st, col_num(t, rq->benefit, &ben, "benefit"));
 	FP_CHECK(st, fp_validate_c_for_benefit(tr, ben, y, n, &c, &pairs));
 	json_object_set_new(o, "n", json_integer((json_int_t)n));
 	json_object_set_new(o, "pairs", json_integer((json_int_t)pairs));
