@@ -47,7 +47,7 @@ const char fp_cmd_tile_usage[] =
 	"  --tile-size T        tile edge in pixels, multiple of 16 (default 256)\n"
 	"  --source-mpp X       the scanner's true um/px when the file lacks or misstates it\n"
 	"  --raw                store raw pixels instead of JPEG\n"
-	"  --jpeg-quality Q     JPEG quality for re-encoded tiles, 50-100 (default 90, 4:4:4)\n"
+	"  --jpeg-quality Q     JPEG quality for re-encoded tiles, 50-100 (default 95, 4:4:4)\n"
 	"  --no-copy            re-encode even where the scanner's JPEG tile could be copied\n"
 	"  --min-tissue F       tissue fraction needed to keep a tile (default 0.5)\n"
 	"  --mask-mpp X         tissue-mask resolution in um/px (default 8)\n"
@@ -348,7 +348,7 @@ int fp_cmd_tile(int argc, char **argv)
 				map[np++] = (int)k;
 			}
 		if (np) poll(pf, (nfds_t)np, 200);
-		else usleep(50000);
+		else usleep(2000); /* every pipe closed: the children are exiting; reap them promptly */
 		for (int q = 0; q < np; q++) {
 			if (!(pf[q].revents & (POLLIN | POLLHUP | POLLERR))) continue;
 			struct job *j = &running[map[q]];

@@ -45,7 +45,7 @@ struct fp_tile_params {
 	double max_gray;           /* 0.6: tiles with more low-saturation pixels dropped */
 	double max_bad_fraction;   /* 0.01: bad tiles tolerated per slide */
 	enum fp_tile_encoding encoding; /* JPEG */
-	int jpeg_quality;          /* 90 */
+	int jpeg_quality;          /* 95: re-encoded tiles stay >= 40 dB PSNR (docs/TILE_CACHE.md) */
 	int copy_native;           /* 1 */
 };
 
@@ -87,6 +87,15 @@ enum fp_status fp_tile_tissue_mask(const uint8_t *rgb, uint32_t w, uint32_t h, d
  * in: (ih, iw, 3); out: (on, on, 3). Input coordinates are relative to `in`. */
 void fp_tile_resample_area(const uint8_t *in, uint32_t iw, uint32_t ih, double x0, double y0,
                            double scale, uint8_t *out, uint32_t on);
+
+/* The area filter at an integer factor k from an integer origin: output
+ * pixel (i, j) is the mean of the k x k block at (ox + i*k, oy + j*k),
+ * rounded half up ((sum + k*k/2) / k^2, the value fp_tile_resample_area
+ * gives there); blocks reaching past the input repeat its last row/column.
+ * in: (ih, iw, 3); out: (oh, ow, 3) inside rows of out_stride pixels, so a
+ * native tile can be reduced straight into its part of an output tile. */
+void fp_tile_box_reduce(const uint8_t *in, uint32_t iw, uint32_t ih, uint32_t ox, uint32_t oy, uint32_t k,
+                        uint8_t *out, uint32_t ow, uint32_t oh, size_t out_stride);
 
 /* qc[FP_TILE_QC_N] of rgb: (t, t, 3); qc[0] (tissue fraction) is left alone. */
 void fp_tile_qc(const uint8_t *rgb, uint32_t t, float *qc);

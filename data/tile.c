@@ -48,7 +48,9 @@ static int odd_window(double um, double mpp, int max)
 }
 
 /* Median over a k x k window (edges clamped), through a 256-bin histogram
- * updated as the window slides along a row. */
+ * updated as the window slides along a row. The median m (the smallest
+ * value whose cumulative count exceeds half) moves from the previous one
+ * with lt = count below m kept up to date (Huang 1979), not by a scan from 0. */
 static void median_filter(const uint8_t *in, uint32_t w, uint32_t h, int k, uint8_t *out)
 {
 	int r = k / 2, half = (k * k) / 2;
@@ -62,9 +64,10 @@ static void median_filter(const uint8_t *in, uint32_t w, uint32_t h, int k, uint
 				hist[in[(size_t)yy * w + (size_t)xx]]++;
 			}
 		}
+		int m = 0, lt = 0;
 		for (uint32_t x = 0; x < w; x++) {
-			int acc = 0, m = 0;
-			while ((acc += (int)hist[m]) <= half) m++;
+			while (lt > half) lt -= (int)hist[--m];
+			while (lt + (int)hist[m] <= half) lt += (int)hist[m++];
 			out[(size_t)y * w + x] = (uint8_t)m;
 			/* slide: remove column x - r, add column x + r + 1 (clamped) */
 			int xo = (int)x - r, xn = (int)x + r + 1;
@@ -73,44 +76,43 @@ static void median_filter(const uint8_t *in, uint32_t w, uint32_t h, int k, uint
 			for (int dy = -r; dy <= r; dy++) {
 				int yy = (int)y + dy;
 				yy = yy < 0 ? 0 : yy >= (int)h ? (int)h - 1 : yy;
-				hist[in[(size_t)yy * w + (size_t)xo]]--;
-				hist[in[(size_t)yy * w + (size_t)xn]]++;
+				int vo = in[(size_t)yy * w + (size_t)xo], vn = in[(size_t)yy * w + (size_t)xn];
+				hist[vo]--;
+				hist[vn]++;
+				lt += (vn < m) - (vo < m);
 			}
 		}
 	}
 }
 
-/* Square max (dilate, want=1) or min (erode, want=0) filter of radius r on a
- * 0/1 mask, separable; tmp has w*h bytes. Outside the image counts as 0. */
-static void morph(uint8_t *m, uint32_t w, uint32_t h, int r, int dilate, uint8_t *tmp)
+/* Square max (dilate) or min (erode) filter of radius r on a 0/1 mask,
+ * separable; tmp has w*h bytes, cnt w entries. Outside the image counts as
+ * 0. Each pass keeps the count of ones in the sliding window (per column in
+ * cnt for the vertical pass, which walks rows): O(1) per pixel. */
+static void morph(uint8_t *m, uint32_t w, uint32_t h, int r, int dilate, uint8_t *tmp, uint32_t *cnt)
 {
+	uint32_t full = 2 * (uint32_t)r + 1;
 	for (uint32_t y = 0; y < h; y++) {
+		const uint8_t *row = m + (size_t)y * w;
+		uint8_t *o = tmp + (size_t)y * w;
+		uint32_t ones = 0;
+		for (uint32_t x = 0; x <= (uint32_t)r && x < w; x++) ones += row[x];
 		for (uint32_t x = 0; x < w; x++) {
-			int v = dilate ? 0 : 1;
-			for (int d = -r; d <= r; d++) {
-				int xx = (int)x + d;
-				int s = (xx < 0 || xx >= (int)w) ? 0 : m[(size_t)y * w + (size_t)xx];
-				if (dilate ? s : !s) {
-					v = dilate ? 1 : 0;
-					break;
-				}
-			}
-			tmp[(size_t)y * w + x] = (uint8_t)v;
+			o[x] = (uint8_t)(dilate ? ones > 0 : ones == full);
+			if (x >= (uint32_t)r) ones -= row[x - r];
+			if (x + r + 1 < w) ones += row[x + r + 1];
 		}
 	}
+	memset(cnt, 0, (size_t)w * sizeof *cnt);
+	for (uint32_t y = 0; y <= (uint32_t)r && y < h; y++)
+		for (uint32_t x = 0; x < w; x++) cnt[x] += tmp[(size_t)y * w + x];
 	for (uint32_t y = 0; y < h; y++) {
-		for (uint32_t x = 0; x < w; x++) {
-			int v = dilate ? 0 : 1;
-			for (int d = -r; d <= r; d++) {
-				int yy = (int)y + d;
-				int s = (yy < 0 || yy >= (int)h) ? 0 : tmp[(size_t)yy * w + x];
-				if (dilate ? s : !s) {
-					v = dilate ? 1 : 0;
-					break;
-				}
-			}
-			m[(size_t)y * w + x] = (uint8_t)v;
-		}
+		uint8_t *o = m + (size_t)y * w;
+		for (uint32_t x = 0; x < w; x++) o[x] = (uint8_t)(dilate ? cnt[x] > 0 : cnt[x] == full);
+		if (y >= (uint32_t)r)
+			for (uint32_t x = 0; x < w; x++) cnt[x] -= tmp[(size_t)(y - r) * w + x];
+		if (y + r + 1 < h)
+			for (uint32_t x = 0; x < w; x++) cnt[x] += tmp[(size_t)(y + r + 1) * w + x];
 	}
 }
 
@@ -184,8 +186,8 @@ enum fp_status fp_tile_tissue_mask(const uint8_t *rgb, uint32_t w, uint32_t h, d
 	int rc = (int)lround(p->close_um / mpp);
 	if (rc > 0) {
 		if (rc > 32) rc = 32;
-		morph(mask, w, h, rc, 1, tmp);
-		morph(mask, w, h, rc, 0, tmp);
+		morph(mask, w, h, rc, 1, tmp, queue); /* queue is free until drop_small */
+		morph(mask, w, h, rc, 0, tmp, queue);
 	}
 	double px_area = mpp * mpp;
 	drop_small(mask, w, h, 1, (uint64_t)ceil(p->min_object_um2 / px_area), queue, tmp);
@@ -199,13 +201,16 @@ fail:
 	return st;
 }
 
-/* Weights of the input pixels under output cell i of a 1-D area filter. */
+/* Weights of the input pixels under output cell i of a 1-D area filter:
+ * inputs first .. first + count - 1, weights w[0 .. count) (overlap / s, as
+ * float, the precision they are used at). */
+#define SPAN_MAX 72
 struct span {
 	int first, count;
-	double w[72];
+	float w[SPAN_MAX];
 };
 
-static void spans(double o, double s, uint32_t n, uint32_t in_n, struct span *out)
+static void spans(double o, double s, uint32_t n, struct span *out)
 {
 	for (uint32_t i = 0; i < n; i++) {
 		double a = o + i * s, b = a + s;
@@ -213,39 +218,62 @@ static void spans(double o, double s, uint32_t n, uint32_t in_n, struct span *ou
 		struct span *sp = &out[i];
 		sp->first = k0;
 		sp->count = 0;
-		for (int k = k0; k < k1 && sp->count < 72; k++) {
+		for (int k = k0; k < k1 && sp->count < SPAN_MAX; k++) {
 			double lo = a > k ? a : k, hi = b < k + 1 ? b : k + 1;
 			double wt = hi - lo;
 			if (wt <= 0) {
 				if (sp->count == 0) sp->first++;
 				continue;
 			}
-			sp->w[sp->count++] = wt / s;
+			sp->w[sp->count++] = (float)(wt / s);
 		}
-		(void)in_n;
 	}
 }
 
-/* Integer factor k from an integer origin: the block mean, in integers
- * (the same value as the general path: round half up of sum / k^2). */
-static void resample_block(const uint8_t *in, uint32_t iw, uint32_t ih, uint32_t ox, uint32_t oy, uint32_t k,
-                           uint8_t *out, uint32_t on)
+void fp_tile_box_reduce(const uint8_t *in, uint32_t iw, uint32_t ih, uint32_t ox, uint32_t oy, uint32_t k,
+                        uint8_t *out, uint32_t ow, uint32_t oh, size_t out_stride)
 {
 	uint32_t kk = k * k;
-	if (k == 2 && ox + 2 * on <= iw && oy + 2 * on <= ih) {
-		/* The common case (0.25 -> 0.5 um/px): no clamping, no inner loops. */
-		for (uint32_t j = 0; j < on; j++) {
-			const uint8_t *a = in + ((size_t)(oy + 2 * j) * iw + ox) * 3, *b = a + (size_t)iw * 3;
-			uint8_t *o = out + (size_t)j * on * 3;
-			for (uint32_t i = 0; i < on * 3; i++) {
-				uint32_t c = i % 3, x = (i - c) * 2 + c;
-				o[i] = (uint8_t)((a[x] + a[x + 3] + b[x] + b[x + 3] + 2) >> 2);
+	if ((uint64_t)ox + (uint64_t)k * ow <= iw && (uint64_t)oy + (uint64_t)k * oh <= ih) {
+		/* Every block inside the input: no clamping. k = 2 (0.25 -> 0.5 and
+		 * 0.5 -> 1 um/px) is the common case, worth its own loop: rows added,
+		 * then each byte with the one 3 further (its neighbour pixel's), both
+		 * passes vectorised; output pixel i is then bytes 6i..6i+2, moved 4
+		 * at a time (the 4th is overwritten by the next pixel). */
+		uint16_t vsum[6 * 2048];
+		uint8_t hsum[6 * 2048];
+		for (uint32_t j = 0; j < oh; j++) {
+			const uint8_t *a = in + ((size_t)(oy + k * j) * iw + ox) * 3;
+			uint8_t *o = out + (size_t)j * out_stride * 3;
+			if (k == 2 && ow >= 1 && ow <= 2048) {
+				const uint8_t *b = a + (size_t)iw * 3;
+				uint32_t n = 6 * ow;
+				for (uint32_t x = 0; x < n; x++) vsum[x] = (uint16_t)(a[x] + b[x]);
+				for (uint32_t x = 0; x + 3 < n; x++) hsum[x] = (uint8_t)((vsum[x] + vsum[x + 3] + 2) >> 2);
+				for (uint32_t i = 0; i + 1 < ow; i++) memcpy(o + 3 * (size_t)i, hsum + 6 * (size_t)i, 4);
+				memcpy(o + 3 * (size_t)(ow - 1), hsum + 6 * (size_t)(ow - 1), 3);
+				continue;
+			}
+			for (uint32_t i = 0; i < ow; i++) {
+				uint32_t acc0 = 0, acc1 = 0, acc2 = 0;
+				for (uint32_t dy = 0; dy < k; dy++) {
+					const uint8_t *r = a + ((size_t)dy * iw + (size_t)i * k) * 3;
+					for (uint32_t dx = 0; dx < k; dx++, r += 3) {
+						acc0 += r[0];
+						acc1 += r[1];
+						acc2 += r[2];
+					}
+				}
+				o[3 * i] = (uint8_t)((acc0 + kk / 2) / kk);
+				o[3 * i + 1] = (uint8_t)((acc1 + kk / 2) / kk);
+				o[3 * i + 2] = (uint8_t)((acc2 + kk / 2) / kk);
 			}
 		}
 		return;
 	}
-	for (uint32_t j = 0; j < on; j++) {
-		for (uint32_t i = 0; i < on; i++) {
+	/* Blocks reaching past the input repeat its last row and column. */
+	for (uint32_t j = 0; j < oh; j++) {
+		for (uint32_t i = 0; i < ow; i++) {
 			uint32_t acc[3] = {0, 0, 0};
 			for (uint32_t dy = 0; dy < k; dy++) {
 				uint32_t yy = oy + j * k + dy;
@@ -259,59 +287,80 @@ static void resample_block(const uint8_t *in, uint32_t iw, uint32_t ih, uint32_t
 					acc[2] += row[3 * xx + 2];
 				}
 			}
-			uint8_t *o = out + ((size_t)j * on + i) * 3;
+			uint8_t *o = out + ((size_t)j * out_stride + i) * 3;
 			for (int c = 0; c < 3; c++) o[c] = (uint8_t)((acc[c] + kk / 2) / kk);
 		}
 	}
 }
 
+/* The fractional path: a horizontal pass over each input row (its columns
+ * clamped to the input), then a vertical pass per output row over the rows
+ * of its span (clamped to the rows the output needs). Horizontal results
+ * live in a ring of `ring` rows, enough for any output row's span, so the
+ * working set stays in cache; the arithmetic (float, in this order) is the
+ * same whatever the ring size. */
 void fp_tile_resample_area(const uint8_t *in, uint32_t iw, uint32_t ih, double x0, double y0, double scale,
                            uint8_t *out, uint32_t on)
 {
 	double k = round(scale);
 	if (k >= 1 && fabs(scale - k) < 1e-9 && x0 == floor(x0) && y0 == floor(y0) && x0 >= 0 && y0 >= 0) {
-		resample_block(in, iw, ih, (uint32_t)x0, (uint32_t)y0, (uint32_t)k, out, on);
+		fp_tile_box_reduce(in, iw, ih, (uint32_t)x0, (uint32_t)y0, (uint32_t)k, out, on, on, on);
 		return;
 	}
 	struct span *sx = malloc(on * sizeof *sx), *sy = malloc(on * sizeof *sy);
-	float *row = malloc((size_t)on * 3 * sizeof *row * ih);
-	if (!sx || !sy || !row) {
+	uint32_t ring = SPAN_MAX + 1;
+	if (scale > 0 && scale + 3 < ring) ring = (uint32_t)ceil(scale) + 3;
+	float *hrows = malloc((size_t)on * 3 * sizeof *hrows * ring), *fsrc = malloc((size_t)iw * 3 * sizeof *fsrc);
+	int *hidx = malloc((size_t)on * SPAN_MAX * sizeof *hidx);
+	if (!sx || !sy || !hrows || !fsrc || !hidx) {
 		memset(out, 255, (size_t)on * on * 3);
 		goto done;
 	}
-	spans(x0, scale, on, iw, sx);
-	spans(y0, scale, on, ih, sy);
-	/* Horizontal pass over the input rows the output needs: (ih, on, 3). */
+	spans(x0, scale, on, sx);
+	spans(y0, scale, on, sy);
+	for (uint32_t i = 0; i < on; i++)
+		for (int q = 0; q < sx[i].count; q++) {
+			int xx = sx[i].first + q;
+			hidx[(size_t)i * SPAN_MAX + q] = 3 * (xx < 0 ? 0 : xx >= (int)iw ? (int)iw - 1 : xx);
+		}
 	int ylo = sy[0].first < 0 ? 0 : sy[0].first;
 	int yhi = sy[on - 1].first + sy[on - 1].count;
 	if (yhi > (int)ih) yhi = (int)ih;
-	for (int y = ylo; y < yhi; y++) {
-		const uint8_t *src = in + (size_t)y * iw * 3;
-		float *dst = row + (size_t)y * on * 3;
-		for (uint32_t i = 0; i < on; i++) {
-			float a0 = 0, a1 = 0, a2 = 0;
-			for (int q = 0; q < sx[i].count; q++) {
-				int xx = sx[i].first + q;
-				xx = xx < 0 ? 0 : xx >= (int)iw ? (int)iw - 1 : xx;
-				float w = (float)sx[i].w[q];
-				a0 += w * src[3 * xx];
-				a1 += w * src[3 * xx + 1];
-				a2 += w * src[3 * xx + 2];
-			}
-			dst[3 * i] = a0;
-			dst[3 * i + 1] = a1;
-			dst[3 * i + 2] = a2;
-		}
+	if (yhi <= ylo || iw == 0) {
+		memset(out, 255, (size_t)on * on * 3);
+		goto done;
 	}
+	int next = ylo; /* the next input row to filter horizontally */
 	for (uint32_t j = 0; j < on; j++) {
+		int need = sy[j].first + sy[j].count - 1; /* the last row this output row reads */
+		need = need < ylo ? ylo : need >= yhi ? yhi - 1 : need;
+		for (; next <= need; next++) {
+			const uint8_t *src = in + (size_t)next * iw * 3;
+			float *dst = hrows + (size_t)((uint32_t)next % ring) * on * 3;
+			for (uint32_t x = 0; x < iw * 3; x++) fsrc[x] = src[x];
+			for (uint32_t i = 0; i < on; i++) {
+				const int *ix = hidx + (size_t)i * SPAN_MAX;
+				const float *w = sx[i].w;
+				float a0 = 0, a1 = 0, a2 = 0;
+				for (int q = 0; q < sx[i].count; q++) {
+					const float *p = fsrc + ix[q];
+					a0 += w[q] * p[0];
+					a1 += w[q] * p[1];
+					a2 += w[q] * p[2];
+				}
+				dst[3 * i] = a0;
+				dst[3 * i + 1] = a1;
+				dst[3 * i + 2] = a2;
+			}
+		}
 		uint8_t *o = out + (size_t)j * on * 3;
 		float acc[3 * 4096];
 		memset(acc, 0, (size_t)on * 3 * sizeof *acc);
 		for (int q = 0; q < sy[j].count; q++) {
 			int yy = sy[j].first + q;
 			yy = yy < ylo ? ylo : yy >= yhi ? yhi - 1 : yy;
-			const float *r = row + (size_t)yy * on * 3;
-			float w = (float)sy[j].w[q];
+			const float *r = hrows + (size_t)((uint32_t)yy % ring) * on * 3;
+			float w = sy[j].w[q];
 			for (uint32_t i = 0; i < on * 3; i++) acc[i] += w * r[i];
 		}
 		for (uint32_t i = 0; i < on * 3; i++) {
@@ -322,7 +371,9 @@ void fp_tile_resample_area(const uint8_t *in, uint32_t iw, uint32_t ih, double x
 done:
 	free(sx);
 	free(sy);
-	free(row);
+	free(hrows);
+	free(fsrc);
+	free(hidx);
 }
 
 static double od_of(int v) { return -log((v + 1) / 256.0); }
@@ -568,7 +619,7 @@ enum fp_status fp_stain_fit(struct fp_stain_acc *a, struct fp_stain_stats *out)
 	if (n == 0) return FP_OK;
 	static const double pcts[7] = {1, 5, 25, 50, 75, 95, 99};
 	for (int c = 0; c < 3; c++) {
-		float v[7];
+		float v[7] = {0};
 		FP_CHECK(st, percentiles(a->od + c, n, 3, pcts, 7, v));
 		for (int k = 0; k < 7; k++) out->od_pct[k][c] = v[k];
 	}
@@ -611,7 +662,7 @@ enum fp_status fp_stain_fit(struct fp_stain_acc *a, struct fp_stain_stats *out)
 		phi[q++] = (float)atan2(p1, p0);
 	}
 	static const double p199[2] = {1, 99};
-	float ext[2];
+	float ext[2] = {0, 0};
 	FP_CHECK(st, percentiles(phi, q, 1, p199, 2, ext));
 	double lo = ext[0], hi = ext[1];
 	double vmin[3], vmax[3];

@@ -4,8 +4,9 @@
  *
  * Memory is bounded by the mask resolution, not the slide: the mask level is
  * read one tile row at a time into a ring of accumulator rows; the grid is
- * walked row by row through the slide reader's tile cache; JPEG bytes are
- * spooled to disk by the writer.
+ * walked row by row through the slide reader's tile cache (or, at an integer
+ * resampling factor on whole native tiles, one native tile at a time); JPEG
+ * bytes are spooled to disk by the writer.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -37,7 +38,7 @@ void fp_tile_params_default(struct fp_tile_params *p)
 	p->max_gray = 0.6;
 	p->max_bad_fraction = 0.01;
 	p->encoding = FP_TILE_JPEG;
-	p->jpeg_quality = 90;
+	p->jpeg_quality = 95;
 	p->copy_native = 1;
 }
 
@@ -220,17 +221,28 @@ static double tissue_fraction(const struct mask_out *mo, double mask_mpp, double
 	return (double)s / (double)area;
 }
 
-/* out: (t/2, t/2, 3), the 2x2 mean of in: (t, t, 3). */
-static void halve(const uint8_t *in, uint32_t t, uint8_t *out)
+/* A resampled cell at an integer factor k whose footprint is made of whole
+ * native tiles: each tile is decoded once into `tile` (a reused buffer, no
+ * region copy, no tile cache: no other cell needs it) and block-averaged
+ * straight into its part of out: (T, T, 3). The numbers are those of the
+ * region path (fp_tile_resample_area at an integer scale and origin).
+ * (x, y): the footprint's corner in level pixels; *missing: a tile was empty. */
+static enum fp_status read_cell_direct(struct fp_slide *s, int L, uint64_t x, uint64_t y, uint32_t k, uint32_t T,
+                                       uint8_t *tile, uint8_t *out, int *missing)
 {
-	uint32_t h = t / 2;
-	for (uint32_t y = 0; y < h; y++) {
-		const uint8_t *a = in + (size_t)(2 * y) * t * 3, *b = a + (size_t)t * 3;
-		uint8_t *o = out + (size_t)y * h * 3;
-		for (uint32_t x = 0; x < h; x++)
-			for (int c = 0; c < 3; c++)
-				o[3 * x + c] = (uint8_t)((a[6 * x + c] + a[6 * x + 3 + c] + b[6 * x + c] + b[6 * x + 3 + c] + 2) >> 2);
+	const struct fp_slide_level *l = fp_slide_level(s, L);
+	uint64_t F = (uint64_t)k * T;
+	*missing = 0;
+	for (uint64_t ty = y / l->tile_h; ty < (y + F) / l->tile_h; ty++) {
+		for (uint64_t tx = x / l->tile_w; tx < (x + F) / l->tile_w; tx++) {
+			FP_TRY(fp_slide_read_tile(s, L, (uint32_t)tx, (uint32_t)ty, tile, missing));
+			if (*missing) return FP_OK; /* the cell is skipped: the rest is not needed */
+			size_t ox = (size_t)(tx * l->tile_w - x) / k, oy = (size_t)(ty * l->tile_h - y) / k;
+			fp_tile_box_reduce(tile, l->tile_w, l->tile_h, 0, 0, k, out + (oy * T + ox) * 3, l->tile_w / k,
+			                   l->tile_h / k, T);
+		}
 	}
+	return FP_OK;
 }
 
 static int is_bad_tile_error(enum fp_status st) { return st == FP_ERR_FORMAT || st == FP_ERR_LIMIT || st == FP_ERR_UNSUPPORTED; }
@@ -244,7 +256,7 @@ enum fp_status fp_tile_slide(const char *slide_path, const char *out_dir, const 
 	struct fp_stain_acc *acc = NULL;
 	struct mask_out mo = {0};
 	char *pjson = NULL;
-	uint8_t *rgb = NULL, *half = NULL, *region = NULL, *enc = NULL;
+	uint8_t *rgb = NULL, *half = NULL, *region = NULL, *ntile = NULL, *enc = NULL;
 	char first_bad[256] = "";
 	double t0 = fp_now_seconds();
 	memset(res, 0, sizeof *res);
@@ -340,6 +352,17 @@ enum fp_status fp_tile_slide(const char *slide_path, const char *out_dir, const 
 	FP_CHECK(st, fp_alloc_array((size_t)T * T, 3, (void **)&rgb, "tile"));
 	FP_CHECK(st, fp_alloc_array((size_t)T * T / 4, 3, (void **)&half, "half tile"));
 	uint32_t span = (uint32_t)ceil(F) + 2;
+	/* Integer factor k with native tiles tiling every footprint exactly
+	 * (0.25 -> 0.5 or 0.5 -> 1 um/px with 256-px tiles): the direct path. */
+	uint32_t k = 0;
+	if (resample) {
+		double kr = round(F / T);
+		uint64_t Fk = (uint64_t)kr * T;
+		if (kr >= 2 && kr <= 16 && fabs(F / T - kr) < 1e-9 && Fk % lv->tile_w == 0 && Fk % lv->tile_h == 0 &&
+		    lv->tile_w % (uint32_t)kr == 0 && lv->tile_h % (uint32_t)kr == 0)
+			k = (uint32_t)kr;
+	}
+	if (k) FP_CHECK(st, fp_alloc_array((size_t)lv->tile_w * lv->tile_h, 3, (void **)&ntile, "native tile"));
 	if (resample) FP_CHECK(st, fp_alloc_array((size_t)span * span, 3, (void **)&region, "source region"));
 
 	uint64_t nx = (uint64_t)floor(lv->width / F), ny = (uint64_t)floor(lv->height / F);
@@ -366,6 +389,8 @@ enum fp_status fp_tile_slide(const char *slide_path, const char *out_dir, const 
 				if (ts == FP_OK && !missing) ts = fp_codec_jpeg_decode_half(enc, enc_len, T, T, half);
 			} else if (!resample) {
 				ts = fp_slide_read_region(s, L, (int64_t)(cx * T), (int64_t)(cy * T), T, T, rgb, &missing);
+			} else if (k && lx / ds == (double)(cx * k * T) && ly / ds == (double)(cy * k * T)) {
+				ts = read_cell_direct(s, L, cx * k * T, cy * k * T, k, T, ntile, rgb, &missing);
 			} else {
 				double x = lx / ds, y = ly / ds;
 				int64_t ix = (int64_t)floor(x), iy = (int64_t)floor(y);
@@ -392,7 +417,7 @@ enum fp_status fp_tile_slide(const char *slide_path, const char *out_dir, const 
 			}
 			/* QC and stain statistics on the tile reduced 2x (cheaper, and the
 			 * same for copied and decoded tiles). */
-			if (!copy) halve(rgb, T, half);
+			if (!copy) fp_tile_box_reduce(rgb, T, T, 0, 0, 2, half, T / 2, T / 2, T / 2);
 			float qc[FP_TILE_QC_N];
 			qc[0] = (float)frac;
 			fp_tile_qc(half, T / 2, qc);
@@ -432,6 +457,7 @@ fail:
 	free(rgb);
 	free(half);
 	free(region);
+	free(ntile);
 	free(enc);
 	return st;
 }

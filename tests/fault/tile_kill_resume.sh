@@ -14,18 +14,22 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 csv="$T/cohort/H01/clinical.csv"
 args="--site H01 --manifest $csv --target-mpp 1.0 --tile-size 64 --jobs 1"
 
+t0=$(date +%s%N)
 "$fp" tile --out "$T/ref" $args >/dev/null 2>&1 || fail "uninterrupted run"
+ref_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 nref=$(ls "$T/ref"/*.h5 | wc -l)
 [ "$nref" -eq 8 ] || fail "uninterrupted run made $nref caches, expected 8"
 
 interrupted=0
 skipped_total=0
-for attempt in 1 2 3 4 5 6; do
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+	[ "$interrupted" -ge 4 ] && break
 	"$fp" tile --out "$T/run" $args >"$T/out.$attempt" 2>"$T/err.$attempt" &
 	pid=$!
-	# 50-400 ms: somewhere inside the run (the whole run takes about 1 s)
-	sleep "0.$(awk -v s="$attempt" 'BEGIN { srand(s * 7919 + systime()); printf "%03d", 50 + int(rand() * 350) }')"
-	if kill -9 "$pid" 2>/dev/null; then interrupted=$((interrupted + 1)); fi
+	# somewhere inside the run: 5-60 % of the uninterrupted run's time
+	sleep "$(awk -v s="$attempt" -v ms="$ref_ms" 'BEGIN { srand(s * 7919 + systime()); printf "%.3f", ms * (0.05 + rand() * 0.55) / 1000 }')"
+	killed=0
+	if kill -9 "$pid" 2>/dev/null; then interrupted=$((interrupted + 1)); killed=1; fi
 	wait "$pid" 2>/dev/null
 	# no cache published by a killed run may be broken: each one that exists
 	# equals the uninterrupted run's file of the same name
@@ -35,6 +39,8 @@ for attempt in 1 2 3 4 5 6; do
 	done
 	s=$(grep -o '[0-9]* skipped' "$T/err.$attempt" | head -1 | cut -d' ' -f1)
 	skipped_total=$((skipped_total + ${s:-0}))
+	# a run that finished before its kill leaves nothing to resume: start over
+	[ "$killed" = 1 ] || rm -rf "$T/run"
 done
 "$fp" tile --out "$T/run" $args >/dev/null 2>"$T/err.final" || fail "final run: $(tail -2 "$T/err.final")"
 for f in "$T/ref"/*.h5; do
