@@ -1,8 +1,8 @@
 /*
  * cmd_quantify.c: `fedpath quantify --model CKPT --cache DIR [--out CSV]`:
  * runs the Part 1 tile model over every tile of the caches in DIR, stores
- * per-tile class probabilities (/tme/probs) and embeddings
- * (/features/tilenet) in each cache, and writes per-slide TME features
+ * per-tile class probabilities (/tme/probs), lymphocyte counts
+ * (/tme/lymphocytes) and embeddings (/features/tilenet) in each cache, and writes per-slide TME features
  * (train/fp_quantify.h, docs/TRAINING.md) to DIR/features.csv.
  */
 #include <stdio.h>
@@ -16,15 +16,15 @@ const char fp_cmd_quantify_usage[] =
 	"Runs the tile model of checkpoint CKPT over every tile cache (*.h5) in DIR,\n"
 	"stores each tile's class probabilities and embedding in its cache, and writes\n"
 	"one row of tumour-microenvironment features per slide to CSV (default\n"
-	"DIR/features.csv): class fractions, lymphocyte density inside the tumour and\n"
-	"at the invasive margin, immune phenotype, necrosis %, stroma %, vascular\n"
-	"invasion score (definitions: docs/TRAINING.md).\n\n"
+	"DIR/features.csv): class fractions, lymphocyte density (cells/mm^2) inside\n"
+	"the tumour and at the invasive margin, immune phenotype, necrosis %, stroma %,\n"
+	"vascular invasion score (definitions: docs/TRAINING.md).\n\n"
 	"  --batch N             tiles per forward pass (default 64)\n"
 	"  --threads T           CPU threads (default: all cores)\n"
 	"  --cuda                use the GPU when one answers\n"
 	"  --margin-um X         half-width of the invasive margin in um (default 200)\n"
-	"  --inflamed-min X      lymphocyte density inside tumour for 'inflamed' (default 0.02)\n"
-	"  --excluded-min X      lymphocyte density at the margin for 'excluded' (default 0.01)\n"
+	"  --inflamed-min X      lymphocytes/mm^2 inside tumour for 'inflamed' (default 3000)\n"
+	"  --excluded-min X      lymphocytes/mm^2 of margin stroma for 'excluded' (default 2000)\n"
 	"  --log-level L, --log-json, --log-file PATH\n\n"
 	"Exit status: 0 done, 1 runtime error, 2 usage error.\n";
 
@@ -65,9 +65,9 @@ int fp_cmd_quantify(int argc, char **argv)
 		} else if (strcmp(a, "--margin-um") == 0) {
 			if ((rc = fp_cli_parse_double("quantify", a, val, 1, 100000, &o.tme.margin_um)) != FP_EXIT_OK) return rc;
 		} else if (strcmp(a, "--inflamed-min") == 0) {
-			if ((rc = fp_cli_parse_double("quantify", a, val, 0, 1, &o.tme.inflamed_min)) != FP_EXIT_OK) return rc;
+			if ((rc = fp_cli_parse_double("quantify", a, val, 0, 1e6, &o.tme.inflamed_min)) != FP_EXIT_OK) return rc;
 		} else if (strcmp(a, "--excluded-min") == 0) {
-			if ((rc = fp_cli_parse_double("quantify", a, val, 0, 1, &o.tme.excluded_min)) != FP_EXIT_OK) return rc;
+			if ((rc = fp_cli_parse_double("quantify", a, val, 0, 1e6, &o.tme.excluded_min)) != FP_EXIT_OK) return rc;
 		} else {
 			return fp_cli_usage_error("quantify", "unknown option '%s'", a);
 		}

@@ -25,8 +25,8 @@
 void fp_tme_options_default(struct fp_tme_options *o)
 {
 	o->margin_um = 200.0;
-	o->inflamed_min = 0.02;
-	o->excluded_min = 0.01;
+	o->inflamed_min = 3000.0;
+	o->excluded_min = 2000.0;
 }
 
 const char *fp_tme_phenotype_name(int p)
@@ -48,8 +48,8 @@ static int is_tumour_class(int c)
 	return c == FP_TME_TUMOUR || c == FP_TME_NECROSIS || c == FP_TME_VASCULAR_INVASION;
 }
 
-enum fp_status fp_tme_features(const float *probs, const int32_t *xy, size_t n, double step_px, double mpp,
-                               const struct fp_tme_options *o, struct fp_tme_features *out)
+enum fp_status fp_tme_features(const float *probs, const float *lymph, const int32_t *xy, size_t n, double step_px,
+                               double mpp, const struct fp_tme_options *o, struct fp_tme_features *out)
 {
 	struct fp_tme_features f;
 	long *grid = NULL;
@@ -62,6 +62,7 @@ enum fp_status fp_tme_features(const float *probs, const int32_t *xy, size_t n, 
 	memset(&f, 0, sizeof f);
 	f.phenotype = -1;
 	f.lymph_density_tumour = f.lymph_density_margin = f.necrosis_pct = f.stroma_pct = NAN;
+	f.lymph_frac_tumour = f.lymph_frac_margin = NAN;
 	if (!(step_px > 0) || !(mpp > 0))
 		return FP_FAIL(FP_ERR_INVALID_ARG, "quantify: tile step %g px and mpp %g must be positive", step_px, mpp);
 	f.n_tiles = n;
@@ -139,7 +140,9 @@ enum fp_status fp_tme_features(const float *probs, const int32_t *xy, size_t n, 
 			ay[na++] = gy[i];
 		}
 	}
-	double um = step_px * mpp, lin = 0, lmar = 0, nec = 0, str = 0;
+	double um = step_px * mpp, lin = 0, lmar = 0, nec = 0, str = 0, cin = 0, cmar = 0;
+	uint64_t bed_in = 0, n_mar = 0;
+	int counted = lymph != NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (cls[i] == FP_TME_OTHER) continue;
 		const long *px = in_r[i] ? bx : ax, *py = in_r[i] ? by : ay;
@@ -156,25 +159,47 @@ enum fp_status fp_tme_features(const float *probs, const int32_t *xy, size_t n, 
 			nec += cls[i] == FP_TME_NECROSIS;
 			str += cls[i] == FP_TME_STROMA;
 		}
-		if (in_r[i] && d[i] > o->margin_um) {
+		/* Inside: off R's border (one grid step; 5% absorbs rounding). */
+		int inside = in_r[i] && d[i] > 1.05 * um, margin = d[i] <= o->margin_um;
+		/* The tumour bed (R without necrosis and tumour-filled vessels, which
+		 * hold no lymphocytes) and the margin's stroma are where cells count. */
+		int bed = cls[i] != FP_TME_NECROSIS && cls[i] != FP_TME_VASCULAR_INVASION;
+		int margin_stroma = cls[i] == FP_TME_STROMA || cls[i] == FP_TME_LYMPHOCYTES;
+		if (inside) {
 			f.inside_tiles++;
 			lin += p[FP_TME_LYMPHOCYTES];
+			if (bed) {
+				counted &= lymph && isfinite(lymph[i]);
+				cin += counted ? lymph[i] : 0;
+				bed_in++;
+			}
 		}
-		if (d[i] <= o->margin_um) {
+		if (margin) {
 			f.margin_tiles++;
 			lmar += p[FP_TME_LYMPHOCYTES];
+			if (margin_stroma) {
+				counted &= lymph && isfinite(lymph[i]);
+				cmar += counted ? lymph[i] : 0;
+				n_mar++;
+			}
 		}
 	}
 	f.necrosis_pct = 100.0 * nec / (double)f.tumour_tiles;
 	f.stroma_pct = 100.0 * str / (double)f.tumour_tiles;
-	if (f.inside_tiles) f.lymph_density_tumour = lin / (double)f.inside_tiles;
-	if (f.margin_tiles) f.lymph_density_margin = lmar / (double)f.margin_tiles;
-	if (f.inside_tiles && f.lymph_density_tumour >= o->inflamed_min)
+	if (f.inside_tiles) f.lymph_frac_tumour = lin / (double)f.inside_tiles;
+	if (f.margin_tiles) f.lymph_frac_margin = lmar / (double)f.margin_tiles;
+	double tile_mm2 = um * um * 1e-6;
+	if (counted && bed_in) f.lymph_density_tumour = cin / ((double)bed_in * tile_mm2);
+	if (counted && n_mar) f.lymph_density_margin = cmar / ((double)n_mar * tile_mm2);
+	/* NAN compares false: a slide without counts inside is judged on its margin. */
+	if (f.lymph_density_tumour >= o->inflamed_min)
 		f.phenotype = 0;
-	else if (f.margin_tiles && f.lymph_density_margin >= o->excluded_min)
+	else if (f.lymph_density_margin >= o->excluded_min)
 		f.phenotype = 1;
-	else
+	else if (counted)
 		f.phenotype = 2;
+	else
+		f.phenotype = -1; /* no counts: no phenotype */
 done:
 	*out = f;
 	st = FP_OK;
@@ -199,7 +224,8 @@ void fp_tme_csv_header(char *buf, size_t size)
 		o += (size_t)snprintf(buf + o, size - o, ",frac_%s", fp_tme_class_name(c));
 	if (o < size)
 		snprintf(buf + o, size - o, ",tumour_tiles,inside_tiles,margin_tiles,lymph_density_tumour,"
-		         "lymph_density_margin,phenotype,necrosis_pct,stroma_pct,vi_score,vi_tiles");
+		         "lymph_density_margin,lymph_frac_tumour,lymph_frac_margin,phenotype,necrosis_pct,stroma_pct,"
+		         "vi_score,vi_tiles");
 }
 
 static int fmt_num(char *buf, size_t size, double v)
@@ -217,6 +243,8 @@ void fp_tme_csv_row(const char *slide_uid, const struct fp_tme_features *f, char
 		                      (unsigned long long)f->inside_tiles, (unsigned long long)f->margin_tiles);
 	if (o < size) o += (size_t)fmt_num(buf + o, size - o, f->lymph_density_tumour);
 	if (o < size) o += (size_t)fmt_num(buf + o, size - o, f->lymph_density_margin);
+	if (o < size) o += (size_t)fmt_num(buf + o, size - o, f->lymph_frac_tumour);
+	if (o < size) o += (size_t)fmt_num(buf + o, size - o, f->lymph_frac_margin);
 	if (o < size) o += (size_t)snprintf(buf + o, size - o, ",%s", fp_tme_phenotype_name(f->phenotype));
 	if (o < size) o += (size_t)fmt_num(buf + o, size - o, f->necrosis_pct);
 	if (o < size) o += (size_t)fmt_num(buf + o, size - o, f->stroma_pct);
@@ -273,18 +301,76 @@ static enum fp_status set_str_attr(hid_t obj, const char *name, const char *valu
 	return st;
 }
 
-/* Model over one cache: probs (n, C), embed (n, E), corners and uid. */
+/* Reads a float dataset of exactly `count` elements. */
+static int read_floats(hid_t g, const char *name, float *v, hssize_t count)
+{
+	hid_t d = H5Dopen2(g, name, H5P_DEFAULT), sp = d >= 0 ? H5Dget_space(d) : -1;
+	int ok = sp >= 0 && H5Sget_simple_extent_npoints(sp) == count &&
+	         H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+	if (sp >= 0) H5Sclose(sp);
+	if (d >= 0) H5Dclose(d);
+	return ok;
+}
+
+/* The slide's stain fit and tile resolution for lymphocyte counts; *ok = 0
+ * (with one warning) when the cache has no usable fit, so the counts are NA. */
+static enum fp_status read_stain(const char *path, struct fp_lymph_detector *det, int *ok)
+{
+	float he[6], mc[2];
+	double target = 0;
+	int64_t valid = 0;
+	enum fp_status st = FP_OK;
+	*ok = 0;
+	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), g = -1, a = -1;
+	if (f < 0) return FP_FAIL(FP_ERR_IO, "tile cache %s: cannot open", path);
+	FP_CHECK(st, read_double_attr(f, "target_mpp", &target, path));
+	g = H5Gopen2(f, "stain", H5P_DEFAULT);
+	if (g >= 0) a = H5Aopen(g, "valid", H5P_DEFAULT);
+	if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &valid) < 0 || !valid) {
+		FP_WARN("quantify: %s has no valid stain fit (/stain valid = 0): lymphocyte counts are NA", path);
+		goto fail;
+	}
+	if (!read_floats(g, "macenko_he", he, 6) || !read_floats(g, "max_c", mc, 2)) {
+		st = FP_FAIL(FP_ERR_FORMAT, "tile cache %s: /stain/macenko_he (3, 2) or /stain/max_c (2) is missing or "
+		             "of another shape", path);
+		goto fail;
+	}
+	if (target > FP_LYMPH_MAX_UM_PER_PX) {
+		FP_WARN("quantify: %s has tiles at %g um/px, too coarse for nuclei (<= %g): lymphocyte counts are NA", path,
+		        target, FP_LYMPH_MAX_UM_PER_PX);
+		goto fail;
+	}
+	if (fp_lymph_detector_init(det, he, mc[0], target) != FP_OK) {
+		FP_WARN("quantify: %s: %s; lymphocyte counts are NA", path, fp_error_msg());
+		fp_error_clear();
+		goto fail;
+	}
+	*ok = 1;
+fail:
+	if (a >= 0) H5Aclose(a);
+	if (g >= 0) H5Gclose(g);
+	H5Fclose(f);
+	return st;
+}
+
+/* Model over one cache: probs (n, C), embed (n, E), lymphocyte counts (n;
+ * NAN when the slide cannot be counted), corners and uid. */
 static enum fp_status infer_slide(struct fp_model *m, const char *path, int batch, float **probs, float **embed,
-                                  int32_t **xy, uint64_t *n_out, char uid[65])
+                                  float **lymph, int32_t **xy, uint64_t *n_out, char uid[65])
 {
 	struct fp_tile_cache *c = NULL;
+	struct fp_lymph_detector det;
 	uint8_t *rgb = NULL;
 	float *x = NULL;
+	void *scratch = NULL;
+	int count_ok = 0;
 	enum fp_status st;
 	int s = fp_model_config(m)->input_size, e = fp_model_embed_dim(m);
 	size_t per = fp_model_input_floats(m);
-	*probs = *embed = NULL;
+	*probs = *embed = *lymph = NULL;
 	*xy = NULL;
+	FP_TRY(read_stain(path, &det, &count_ok));
 	FP_TRY(fp_tile_cache_open(path, &c));
 	uint64_t n = fp_tile_cache_count(c);
 	uint32_t t = fp_tile_cache_tile_size(c);
@@ -292,12 +378,15 @@ static enum fp_status infer_slide(struct fp_model *m, const char *path, int batc
 	FP_CHECK(st, fp_alloc_array(n ? n : 1, FP_TME_N_CLASSES * sizeof(float), (void **)probs, "tile probabilities"));
 	FP_CHECK(st, fp_alloc_array(n ? n : 1, (size_t)e * sizeof(float), (void **)embed, "tile embeddings"));
 	FP_CHECK(st, fp_alloc_array(n ? n : 1, 2 * sizeof(int32_t), (void **)xy, "tile corners"));
+	FP_CHECK(st, fp_alloc_array(n ? n : 1, sizeof(float), (void **)lymph, "lymphocyte counts"));
 	FP_CHECK(st, fp_alloc_array((size_t)t * t, 3, (void **)&rgb, "tile pixels"));
+	FP_CHECK(st, fp_alloc_array(fp_lymph_scratch_bytes((int)t), 1, &scratch, "lymphocyte scratch"));
 	FP_CHECK(st, fp_alloc_array((size_t)batch, per * sizeof(float), (void **)&x, "batch"));
 	for (uint64_t i0 = 0; i0 < n; i0 += (uint64_t)batch) {
 		int b = (int)(n - i0 < (uint64_t)batch ? n - i0 : (uint64_t)batch);
 		for (int k = 0; k < b; k++) {
 			FP_CHECK(st, fp_tile_cache_read(c, i0 + (uint64_t)k, rgb));
+			(*lymph)[i0 + k] = count_ok ? (float)fp_lymph_count(&det, rgb, (int)t, scratch) : NAN;
 			FP_CHECK(st, fp_tile_to_input(rgb, t, s, NULL, 0, 0, x + (size_t)k * per));
 			FP_CHECK(st, fp_tile_cache_coords(c, i0 + (uint64_t)k, &(*xy)[2 * (i0 + k)], &(*xy)[2 * (i0 + k) + 1]));
 		}
@@ -309,11 +398,12 @@ fail:
 	fp_tile_cache_close(c);
 	free(rgb);
 	free(x);
+	free(scratch);
 	return st;
 }
 
 static enum fp_status store_slide(const char *path, const char *model_desc, const float *probs, const float *embed,
-                                  uint64_t n, int e, double *step_px, double *mpp)
+                                  const float *lymph, uint64_t n, int e, double *step_px, double *mpp)
 {
 	double target;
 	int64_t tile = 0;
@@ -332,6 +422,7 @@ static enum fp_status store_slide(const char *path, const char *model_desc, cons
 	H5Aclose(a);
 	*step_px = (double)tile * target / *mpp;
 	FP_CHECK(st, replace_dataset(f, "tme", "probs", probs, n, FP_TME_N_CLASSES, path));
+	FP_CHECK(st, replace_dataset(f, "tme", "lymphocytes", lymph, n, 1, path));
 	FP_CHECK(st, replace_dataset(f, "features", "tilenet", embed, n, (hsize_t)e, path));
 	g = H5Gopen2(f, "tme", H5P_DEFAULT);
 	if (g < 0) {
@@ -383,17 +474,19 @@ enum fp_status fp_quantify_run(const char *checkpoint, const char *caches, const
 	FP_CHECK(st, fp_progress_create("quantify", n_names, "slides", &prog));
 	for (size_t i = 0; i < n_names; i++) {
 		char path[4096], uid[65];
-		float *probs = NULL, *embed = NULL;
+		float *probs = NULL, *embed = NULL, *lymph = NULL;
 		int32_t *xy = NULL;
 		uint64_t n = 0;
 		double step = 0, mpp = 0;
 		struct fp_tme_features f;
 		snprintf(path, sizeof path, "%s/%s", caches, names[i]);
-		st = infer_slide(m, path, o->batch, &probs, &embed, &xy, &n, uid);
-		if (st == FP_OK) st = store_slide(path, model_desc, probs, embed, n, fp_model_embed_dim(m), &step, &mpp);
-		if (st == FP_OK) st = fp_tme_features(probs, xy, n, step, mpp, &o->tme, &f);
+		st = infer_slide(m, path, o->batch, &probs, &embed, &lymph, &xy, &n, uid);
+		if (st == FP_OK)
+			st = store_slide(path, model_desc, probs, embed, lymph, n, fp_model_embed_dim(m), &step, &mpp);
+		if (st == FP_OK) st = fp_tme_features(probs, lymph, xy, n, step, mpp, &o->tme, &f);
 		free(probs);
 		free(embed);
+		free(lymph);
 		free(xy);
 		if (st != FP_OK) goto fail;
 		fp_tme_csv_row(uid, &f, line, sizeof line);

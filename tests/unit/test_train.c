@@ -352,8 +352,10 @@ FP_TEST(local_update_and_fedprox)
 
 /* A 24 x 24 tile grid (64 um tiles): a tumour disc of radius 8 tiles in liver;
  * `mode` 0: no lymphocytes, 1: a lymphocyte ring just outside the border,
- * 2: lymphocytes on every third tile inside the tumour. */
-static void tme_grid(int mode, float *probs, int32_t *xy, size_t *n)
+ * 2: lymphocytes scattered through the tumour (as single cells: the tiles
+ * stay "tumour", only their counts rise) and on every third tile inside.
+ * lymph: cells per tile, 40 in lymphocyte-dense tiles, 2 elsewhere. */
+static void tme_grid(int mode, float *probs, float *lymph, int32_t *xy, size_t *n)
 {
 	size_t k = 0;
 	for (int gy = 0; gy < 24; gy++)
@@ -363,6 +365,7 @@ static void tme_grid(int mode, float *probs, int32_t *xy, size_t *n)
 			if (mode == 1 && r > 8 && r <= 10) c = FP_TME_LYMPHOCYTES;
 			if (mode == 2 && r <= 7 && (gx + gy) % 3 == 0) c = FP_TME_LYMPHOCYTES;
 			for (int j = 0; j < FP_TME_N_CLASSES; j++) probs[k * FP_TME_N_CLASSES + j] = j == c ? 0.994f : 0.001f;
+			lymph[k] = c == FP_TME_LYMPHOCYTES ? 40.0f : (mode == 2 && c == FP_TME_TUMOUR) ? 20.0f : 2.0f;
 			xy[2 * k] = gx * 128 + 1000;
 			xy[2 * k + 1] = gy * 128 + 500;
 			k++;
@@ -372,19 +375,21 @@ static void tme_grid(int mode, float *probs, int32_t *xy, size_t *n)
 
 /* Statement: a tumour with lymphocytes only in a ring at its border is
  * "excluded", with lymphocytes throughout "inflamed", without "desert";
- * class fractions sum to 1 over tissue. */
+ * densities are cells per mm^2 of the region's tiles; class fractions sum to
+ * 1 over tissue; without counts or without tumour there is no phenotype. */
 FP_TEST(tme_phenotypes_follow_geometry)
 {
-	static float probs[24 * 24 * FP_TME_N_CLASSES];
+	static float probs[24 * 24 * FP_TME_N_CLASSES], lymph[24 * 24];
 	static int32_t xy[24 * 24 * 2];
 	struct fp_tme_options o;
 	struct fp_tme_features f;
 	size_t n;
 	const int want[3] = {2, 1, 0};
+	const double tile_mm2 = 0.064 * 0.064;
 	fp_tme_options_default(&o);
 	for (int mode = 0; mode < 3; mode++) {
-		tme_grid(mode, probs, xy, &n);
-		CHECK_OK(fp_tme_features(probs, xy, n, 128.0, 0.5, &o, &f));
+		tme_grid(mode, probs, lymph, xy, &n);
+		CHECK_OK(fp_tme_features(probs, lymph, xy, n, 128.0, 0.5, &o, &f));
 		CHECK_MSG(f.phenotype == want[mode], "mode %d: phenotype %s (inside %.3f, margin %.3f)", mode,
 		          fp_tme_phenotype_name(f.phenotype), f.lymph_density_tumour, f.lymph_density_margin);
 		double sum = 0;
@@ -392,15 +397,82 @@ FP_TEST(tme_phenotypes_follow_geometry)
 		CHECK_NEAR(sum, 1.0, 1e-12, 0);
 		CHECK_INT_EQ(f.tissue_tiles, 24 * 24);
 		CHECK(f.inside_tiles > 0 && f.margin_tiles > 0);
-		if (mode == 2) CHECK(f.tumour_tiles > 190); /* enclosed lymphocyte tiles count as tumour */
+		if (mode == 0) {
+			CHECK_NEAR(f.lymph_density_tumour, 2.0 / tile_mm2, 1e-9, 1e-9);
+			CHECK(isnan(f.lymph_density_margin)); /* no stroma at the margin */
+			CHECK_NEAR(f.lymph_frac_tumour, 0.001, 1e-6, 0);
+		}
+		if (mode == 1) CHECK_NEAR(f.lymph_density_margin, 40.0 / tile_mm2, 1e-9, 1e-9);
+		if (mode == 2) {
+			CHECK(f.tumour_tiles > 190); /* enclosed lymphocyte tiles count as tumour */
+			CHECK(f.lymph_density_tumour > 20.0 / tile_mm2 && f.lymph_density_tumour < 40.0 / tile_mm2);
+		}
 	}
 	CHECK_NEAR(f.necrosis_pct, 0.0, 1e-12, 0);
+	/* The border ring of R is not inside: a disc of radius 8 tiles has fewer
+	 * inside tiles than tumour tiles by at least its perimeter. */
+	CHECK(f.inside_tiles + 40 < f.tumour_tiles);
+	/* Without counts the densities and the phenotype are unknown. */
+	CHECK_OK(fp_tme_features(probs, NULL, xy, n, 128.0, 0.5, &o, &f));
+	CHECK(isnan(f.lymph_density_tumour) && isnan(f.lymph_density_margin));
+	CHECK_STR_EQ(fp_tme_phenotype_name(f.phenotype), "none");
 	/* Without tumour there is no phenotype. */
 	for (size_t i = 0; i < n; i++)
 		for (int j = 0; j < FP_TME_N_CLASSES; j++) probs[i * FP_TME_N_CLASSES + j] = j == FP_TME_LIVER ? 0.94f : 0.01f;
-	CHECK_OK(fp_tme_features(probs, xy, n, 128.0, 0.5, &o, &f));
+	CHECK_OK(fp_tme_features(probs, lymph, xy, n, 128.0, 0.5, &o, &f));
 	CHECK_INT_EQ(f.phenotype, -1);
 	CHECK_STR_EQ(fp_tme_phenotype_name(f.phenotype), "none");
+}
+
+/* A 64 x 64 tile at 1 um/px drawn by Beer-Lambert with Ruifrok's H and E
+ * vectors: eosin background with H = 0.1, discs of H = 1 at (cx, cy, r). */
+static const float ruifrok_he[6] = {0.650f, 0.072f, 0.704f, 0.990f, 0.286f, 0.105f};
+static void draw_nuclei(uint8_t *rgb, const double (*disc)[3], int nd)
+{
+	for (int y = 0; y < 64; y++)
+		for (int x = 0; x < 64; x++) {
+			double h = 0.1, e = 0.4;
+			for (int k = 0; k < nd; k++)
+				if (hypot(x + 0.5 - disc[k][0], y + 0.5 - disc[k][1]) < disc[k][2]) h = 1.0;
+			for (int c = 0; c < 3; c++) {
+				double v = 256.0 * exp(-(h * ruifrok_he[2 * c] + e * ruifrok_he[2 * c + 1])) - 1.0;
+				rgb[(y * 64 + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lround(v));
+			}
+		}
+}
+
+/* Statement: the detector counts lymphocyte-sized nuclei (radius 3 um) and
+ * not tumour nuclei (radius 5.5 um), touching lymphocytes count apart, nuclei
+ * cut by the tile edge are not counted, and a degenerate stain fit or tiles
+ * too coarse for nuclei are refused. */
+FP_TEST(lymphocyte_detector_counts_small_nuclei)
+{
+	static uint8_t rgb[64 * 64 * 3];
+	struct fp_lymph_detector det;
+	void *scratch = malloc(fp_lymph_scratch_bytes(64));
+	CHECK(scratch != NULL);
+	CHECK_OK(fp_lymph_detector_init(&det, ruifrok_he, 1.0, 1.0));
+	const double lymphs[5][3] = {{12, 12, 3}, {30, 14, 2.8}, {50, 12, 3.2}, {12, 50, 3}, {18.2, 50, 3}};
+	const double tumour[3][3] = {{32, 34, 5.5}, {50, 48, 6}, {16, 32, 5}};
+	const double edge[2][3] = {{1, 30, 3}, {62, 62, 3}};
+	double mix[10][3];
+	int nm = 0;
+	for (int k = 0; k < 5; k++) memcpy(mix[nm++], lymphs[k], sizeof mix[0]);
+	for (int k = 0; k < 3; k++) memcpy(mix[nm++], tumour[k], sizeof mix[0]);
+	for (int k = 0; k < 2; k++) memcpy(mix[nm++], edge[k], sizeof mix[0]);
+	draw_nuclei(rgb, lymphs, 5);
+	CHECK_INT_EQ(fp_lymph_count(&det, rgb, 64, scratch), 5);
+	draw_nuclei(rgb, tumour, 3);
+	CHECK_INT_EQ(fp_lymph_count(&det, rgb, 64, scratch), 0);
+	draw_nuclei(rgb, mix, nm);
+	CHECK_INT_EQ(fp_lymph_count(&det, rgb, 64, scratch), 5);
+	draw_nuclei(rgb, NULL, 0);
+	CHECK_INT_EQ(fp_lymph_count(&det, rgb, 64, scratch), 0);
+	const float flat[6] = {0.7f, 0.7f, 0.7f, 0.7f, 0.14f, 0.14f};
+	CHECK_STATUS(fp_lymph_detector_init(&det, flat, 1.0, 1.0), FP_ERR_DATA);
+	CHECK_STATUS(fp_lymph_detector_init(&det, ruifrok_he, 0.0, 1.0), FP_ERR_DATA);
+	CHECK_STATUS(fp_lymph_detector_init(&det, ruifrok_he, 1.0, 2.0), FP_ERR_INVALID_ARG);
+	free(scratch);
 }
 
 /* Statement: without augmentation the input is the box-filtered tile in

@@ -91,9 +91,16 @@ fi
 fp quantify --model "$T/models/a.best.h5" --cache "$T/caches" --threads 1 >"$T/out" 2>"$T/log" ||
 	fail "quantify: $(tail -3 "$T/log")"
 [ "$(wc -l <"$T/caches/features.csv")" -eq 6 ] || fail "features.csv rows: $(cat "$T/caches/features.csv")"
-head -1 "$T/caches/features.csv" | grep -q "lymph_density_tumour,lymph_density_margin,phenotype" || fail "features header"
+head -1 "$T/caches/features.csv" | grep -q "lymph_density_tumour,lymph_density_margin,lymph_frac_tumour" || fail "features header"
 c=$(ls "$T/caches"/*.h5 | head -1)
 h5ls "$c/tme/probs" | grep -q "{.*, 7}" || fail "no /tme/probs in $c"
+h5ls "$c/tme/lymphocytes" | grep -q "{.*, 1}" || fail "no /tme/lymphocytes in $c"
+# Every slide is counted (tiles at 1 um/px with a stain fit): cells are found,
+# and no slide with tumour lacks a phenotype.
+h5dump -d /tme/lymphocytes "$c" | grep -Eq "\): [1-9]" || fail "no lymphocyte counted in $c"
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+	$col["tumour_tiles"] > 0 && $col["phenotype"] == "none" { bad = 1 }
+	END { exit bad }' "$T/caches/features.csv" || fail "phenotype none: $(cat "$T/caches/features.csv")"
 
 # A corrupt cache stops training before the first step, naming the file.
 head -c 4000 "$c" >"$T/caches/zz_corrupt.h5"
