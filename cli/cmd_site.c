@@ -4,6 +4,11 @@
  * caches with fp_p1_trainer (federate/fp_trainers.h, the step `fedpath
  * simulate` runs too). Slides and patient rows never leave the process;
  * only model updates, sample counts and losses do.
+ * Part 2 plans (study.model = part2): the agent reads [part2] clinical and
+ * features instead of tile caches, sends only the table's sums and counts
+ * before round 1, trains the regimen model each round from the pooled
+ * statistics the aggregator sends back, and writes [part2] model_out (the
+ * file `fedpath predict --model` reads) when the study is done.
  * `--write-init FILE` writes the model's initial weights (from train.seed)
  * for the coordinating centre's `fedpath aggregate --init`, and exits.
  */
@@ -29,6 +34,9 @@ const char fp_cmd_site_usage[] =
 	"short resumes from the last acknowledged chunk, and an update the aggregator\n"
 	"has not acknowledged is sent again rather than retrained. A task whose plan\n"
 	"hash differs from this site's copy of the plan is refused.\n"
+	"Part 2 plans (model = part2) train the regimen model on [part2] clinical\n"
+	"and features instead; only the table's counts and sums leave the site before\n"
+	"round 1, and [part2] model_out is written for `fedpath predict` at the end.\n"
 	"Keys of site.ini: fedpath config example agent.\n\n"
 	"  --write-init FILE  write the model's initial weights (float32) for\n"
 	"                     `fedpath aggregate --init`, then exit\n"
@@ -78,12 +86,23 @@ int fp_cmd_site(int argc, char **argv)
 	struct fp_study_plan plan;
 	static struct fp_train_config tc;
 	if (fp_plan_load(f.plan, &plan) != FP_OK) return fp_cli_runtime_error(cmd, "plan", NULL);
-	if (fp_config_load(&fp_train_schema, f.train_config, &tc) != FP_OK)
-		return fp_cli_runtime_error(cmd, "training configuration", NULL);
+	int part2 = plan.model == FP_PLAN_PART2;
+	if (part2 && (init_out || import))
+		return fp_cli_usage_error(cmd, "%s is a Part 2 plan: --write-init and --import-model are for Part 1 "
+		                          "(the aggregator derives Part 2's initial model)", f.plan);
 	struct fp_p1_trainer *p1 = NULL;
-	if (fp_p1_trainer_create(&tc, &p1) != FP_OK) return fp_cli_runtime_error(cmd, "local training set-up", NULL);
+	struct fp_p2_table table = {0};
 	struct fp_local_trainer tr;
-	fp_p1_trainer_local(p1, &tr);
+	memset(&tr, 0, sizeof tr);
+	if (part2) {
+		if (fp_p2_site_load(f.p2_clinical, f.p2_features[0] ? f.p2_features : NULL, f.site_id, &table) != FP_OK)
+			return fp_cli_runtime_error(cmd, "Part 2 table ([part2] clinical, features)", NULL);
+	} else {
+		if (fp_config_load(&fp_train_schema, f.train_config, &tc) != FP_OK)
+			return fp_cli_runtime_error(cmd, "training configuration", NULL);
+		if (fp_p1_trainer_create(&tc, &p1) != FP_OK) return fp_cli_runtime_error(cmd, "local training set-up", NULL);
+		fp_p1_trainer_local(p1, &tr);
+	}
 	int rc = FP_EXIT_OK;
 	if (init_out) {
 		float *w = malloc(tr.n_params * sizeof(float));
@@ -116,6 +135,7 @@ int fp_cmd_site(int argc, char **argv)
 	long port = colon ? strtol(colon + 1, NULL, 10) : 0;
 	if (!colon || port <= 0 || port > 65535) {
 		fp_p1_trainer_destroy(p1);
+		fp_p2_table_close(&table);
 		fprintf(stderr, "fedpath site: %s: aggregator.address '%s' is not host:port\n", config, f.address);
 		return FP_EXIT_RUNTIME;
 	}
@@ -129,7 +149,11 @@ int fp_cmd_site(int argc, char **argv)
 	memset(&ac, 0, sizeof ac);
 	ac.site_id = f.site_id;
 	ac.plan = &plan;
-	ac.trainer = &tr;
+	ac.trainer = part2 ? NULL : &tr;
+	ac.p2_table = part2 ? &table : NULL;
+	ac.p2_model_out = part2 && f.p2_model_out[0] ? f.p2_model_out : NULL;
+	ac.p2_clinical_csv = part2 ? f.p2_clinical : NULL;
+	ac.p2_features_csv = part2 && f.p2_features[0] ? f.p2_features : NULL;
 	ac.host = host;
 	ac.port = (int)port;
 	ac.server_name = f.server_name;
@@ -150,6 +174,8 @@ int fp_cmd_site(int argc, char **argv)
 	else
 		printf("study done: %lld task(s), %lld update(s) accepted\n", (long long)stats.tasks,
 		       (long long)stats.uploaded);
+	if (st == FP_OK && part2 && ac.p2_model_out) printf("part2 model %s\n", ac.p2_model_out);
 	fp_p1_trainer_destroy(p1);
+	fp_p2_table_close(&table);
 	return rc;
 }

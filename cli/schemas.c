@@ -11,6 +11,7 @@
 #include "fp_agent.h"
 #include "fp_site_train.h"
 #include "fp_plan.h"
+#include "fp_pull.h"
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
@@ -34,6 +35,7 @@ static const struct fp_cli_schema_entry entries[] = {
 	{"train", &fp_train_schema, sizeof(struct fp_train_config)},
 	{"plan", &fp_plan_schema, sizeof(struct fp_study_plan)},
 	{"agent", &fp_agent_schema, sizeof(struct fp_agent_file)},
+	{"statistician", &fp_pull_schema, sizeof(struct fp_pull_file)},
 };
 
 const struct fp_cli_schema_entry *fp_cli_schema_find(const char *name)

@@ -19,6 +19,20 @@
  *  - with audit_path, every update the aggregator accepted (round, base
  *    model, tensor digest, samples, loss) and every refusal is appended to
  *    the site's own audit log (federate/fp_audit.h): what left the site;
+ *  - Part 2 plans (PROTOCOL.md section 8): TASK "stats" is answered with
+ *    the site's fp_p2_stats (counts, sums, sums of squares; never a row);
+ *    "train" and "baseline" tasks carry the pooled statistics, from which
+ *    the agent builds fp_p2_trainer (rebuilt only when they change); TASK
+ *    "baseline" brings the final model, answered with this site's Breslow
+ *    H0 at 12/24/36 months; "done" carries every site's baseline and the
+ *    agent writes p2_model_out (the file `fedpath predict --model` reads,
+ *    the same bytes of model as the aggregator's);
+ *  - TASK "evaluate" (Part 2, after the baselines): the final model, then
+ *    EVAL_REQUEST; the agent builds the model in memory and answers
+ *    EVAL_SUMMARY with fp_eval_site_summary's JSON (counts and sums only),
+ *    or, when it cannot evaluate (fewer patients than min_cell, a failing
+ *    computation, a summary above FP_EVAL_MAX_SUMMARY_BYTES), an error code
+ *    and reason with no summary; both are audited;
  *  - returns FP_OK when the aggregator says the study is done, FP_ERR_TIMEOUT
  *    after give_up_s without a successful exchange, FP_ERR_CANCELLED on *stop.
  */
@@ -28,6 +42,7 @@
 #include <stdint.h>
 
 #include "fp_config.h"
+#include "fp_part2_table.h"
 #include "fp_plan.h"
 #include "fp_simulate.h"
 #include "fp_status.h"
@@ -35,7 +50,13 @@
 struct fp_agent_config {
 	const char *site_id;              /* as on the site's certificate */
 	const struct fp_study_plan *plan; /* the site's own copy; borrowed */
-	const struct fp_local_trainer *trainer;
+	const struct fp_local_trainer *trainer; /* Part 1 plans (NULL for Part 2) */
+	/* Part 2 plans: the site's raw table (fp_p2_site_load; borrowed). The
+	 * trainer is built from it and the pooled statistics the tasks carry. */
+	const struct fp_p2_table *p2_table;
+	const char *p2_model_out;         /* Part 2: model file written when the study is done; NULL: none */
+	const char *p2_clinical_csv;      /* Part 2: the table's files, for the evaluation summary's */
+	const char *p2_features_csv;      /*   snapshot hash and date (features may be NULL) */
 	const char *host;                 /* aggregator address */
 	int port;
 	const char *server_name;          /* DNS name on the aggregator's certificate */
@@ -78,6 +99,9 @@ struct fp_agent_file {
 	int log_level, log_json;
 	char log_file[FP_CONFIG_STR_MAX];
 	char audit[FP_CONFIG_STR_MAX];        /* the site's audit log */
+	char p2_clinical[FP_CONFIG_STR_MAX];  /* Part 2 plans: clinical.csv */
+	char p2_features[FP_CONFIG_STR_MAX];  /* Part 2 plans: features.csv of `fedpath quantify` ("" : none) */
+	char p2_model_out[FP_CONFIG_STR_MAX]; /* Part 2 plans: the model file written when the study is done */
 };
 extern const struct fp_config_schema fp_agent_schema;
 

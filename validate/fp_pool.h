@@ -13,8 +13,10 @@
  *    fp_validate_km on the pooled rows;
  *  - O, E and the Brier sum add up.
  * Small cells: a site refuses (FP_ERR_DATA) to release an AUC grid with a
- * non-empty cell of fewer than min_cell patients (coarsen the shared grid),
- * and merges KM table rows below min_cell into later times.
+ * non-empty cell of fewer than min_cell patients (coarsen the shared grid;
+ * in a site summary the grid is then withheld with the reason, and the
+ * pooled AUC names how many centres it holds), and merges KM table rows
+ * below min_cell into later times.
  */
 #ifndef FP_POOL_H
 #define FP_POOL_H
@@ -96,12 +98,18 @@ struct fp_pool_site_input {
  * Bins of fewer than min_cell patients are withheld (zeroed) and counted.
  * A statistic the centre's data cannot give is left out, never faked. */
 enum fp_status fp_pool_site_summary(const struct fp_pool_site_input *in, json_t **out);
+/* The binary part of a summary ("auc_grid" or "auc_grid_withheld",
+ * "calibration_bins", "calibration") added to o, for a subset of a centre's
+ * patients (those whose binary outcome is known). edges NULL: no grid. */
+enum fp_status fp_pool_site_binary(const unsigned char *label, const double *prob, size_t n, const double *edges,
+                                   size_t ncell, double min_cell, json_t *o);
 
 /* Pools k site summaries: exact stratified C with its variance, AUC and
  * DeLong SE on the shared grid, KM at `at` (n_at times), O/E and Brier from
  * the sums; plus the REML/Hartung-Knapp random-effects summary of the
  * centres' C on the logit scale, and the grouped calibration table (mean
- * predicted vs observed per tenth). Every site must use the same AUC grid. */
+ * predicted vs observed per tenth). Every site must use the same AUC grid;
+ * "auc_grid" then also gives "centres" (sites pooled) and "centres_withheld". */
 enum fp_status fp_pool_aggregate(json_t *const *sites, size_t k, const double *at, size_t n_at, json_t **out);
 
 #endif

@@ -234,11 +234,73 @@ static int set_real(json_t *o, const char *k, double v)
 	return json_object_set_new(o, k, isfinite(v) ? json_real(v) : json_null());
 }
 
+enum fp_status fp_pool_site_binary(const unsigned char *label, const double *prob, size_t n, const double *edges,
+                                   size_t ncell, double min_cell, json_t *o)
+{
+	enum fp_status st = FP_OK;
+	double *cases = NULL, *controls = NULL;
+	FP_TRY(fp_vi_check_binary(label, n, "label"));
+	FP_TRY(fp_vi_check_finite(prob, n, "prob"));
+	if (edges && ncell > 0) {
+		FP_CHECK(st, fp_alloc_array(ncell, sizeof *cases, (void **)&cases, "AUC grid"));
+		FP_CHECK(st, fp_alloc_array(ncell, sizeof *controls, (void **)&controls, "AUC grid"));
+		st = fp_pool_auc_site(label, prob, n, edges, ncell, min_cell, cases, controls);
+		if (st == FP_OK) {
+			json_t *g = json_object();
+			json_object_set_new(g, "edges", jarr(edges, ncell + 1));
+			json_object_set_new(g, "cases", jarr(cases, ncell));
+			json_object_set_new(g, "controls", jarr(controls, ncell));
+			json_object_set_new(o, "auc_grid", g);
+		} else if (st == FP_ERR_DATA) {
+			/* a small cell: the centre withholds its grid (and says why)
+			 * rather than its whole evaluation; the pooled AUC counts it out */
+			FP_WARN("site summary: AUC grid withheld: %s", fp_error_msg());
+			json_object_set_new(o, "auc_grid_withheld", json_string(fp_error_msg()));
+			fp_error_clear();
+			st = FP_OK;
+		} else {
+			goto fail;
+		}
+	}
+	/* calibration bins: tenths of the predicted probability; a bin of
+	 * fewer than min_cell patients is withheld and only counted */
+	double bn[10] = {0}, be[10] = {0}, bo[10] = {0}, withheld = 0;
+	for (size_t i = 0; i < n; i++) {
+		int b = (int)(prob[i] * 10);
+		b = b < 0 ? 0 : b > 9 ? 9 : b;
+		bn[b] += 1;
+		be[b] += prob[i];
+		bo[b] += label[i] == 1;
+	}
+	for (int b = 0; b < 10; b++)
+		if (bn[b] > 0 && bn[b] < min_cell) {
+			withheld += bn[b];
+			bn[b] = be[b] = bo[b] = 0;
+		}
+	json_t *jb = json_object();
+	json_object_set_new(jb, "n", jarr(bn, 10));
+	json_object_set_new(jb, "expected", jarr(be, 10));
+	json_object_set_new(jb, "observed", jarr(bo, 10));
+	set_real(jb, "withheld", withheld);
+	json_object_set_new(o, "calibration_bins", jb);
+	struct fp_pool_calib_site cal;
+	fp_pool_calib_site(label, prob, n, &cal);
+	json_t *jc = json_object();
+	set_real(jc, "n", cal.n);
+	set_real(jc, "observed", cal.observed);
+	set_real(jc, "expected", cal.expected);
+	set_real(jc, "brier_sum", cal.brier_sum);
+	json_object_set_new(o, "calibration", jc);
+fail:
+	free(cases);
+	free(controls);
+	return st;
+}
+
 enum fp_status fp_pool_site_summary(const struct fp_pool_site_input *in, json_t **out)
 {
 	enum fp_status st = FP_OK;
 	json_t *o = json_object();
-	double *cases = NULL, *controls = NULL;
 	struct fp_pool_km_table km = {0, NULL, NULL, NULL};
 	*out = NULL;
 	if (!o) return FP_FAIL(FP_ERR_NOMEM, "site summary");
@@ -277,54 +339,11 @@ enum fp_status fp_pool_site_summary(const struct fp_pool_site_input *in, json_t 
 	json_object_set_new(jk, "events", jarr(km.events, km.rows));
 	json_object_set_new(jk, "censored", jarr(km.censored, km.rows));
 	json_object_set_new(o, "km", jk);
-	if (in->label && in->prob) {
-		if (in->grid_edges && in->grid_cells > 0) {
-			FP_CHECK(st, fp_alloc_array(in->grid_cells, sizeof *cases, (void **)&cases, "AUC grid"));
-			FP_CHECK(st, fp_alloc_array(in->grid_cells, sizeof *controls, (void **)&controls, "AUC grid"));
-			FP_CHECK(st, fp_pool_auc_site(in->label, in->prob, in->n, in->grid_edges, in->grid_cells, in->min_cell, cases,
-			                              controls));
-			json_t *g = json_object();
-			json_object_set_new(g, "edges", jarr(in->grid_edges, in->grid_cells + 1));
-			json_object_set_new(g, "cases", jarr(cases, in->grid_cells));
-			json_object_set_new(g, "controls", jarr(controls, in->grid_cells));
-			json_object_set_new(o, "auc_grid", g);
-		}
-		/* calibration bins: tenths of the predicted probability; a bin of
-		 * fewer than min_cell patients is withheld and only counted */
-		double bn[10] = {0}, be[10] = {0}, bo[10] = {0}, withheld = 0;
-		for (size_t i = 0; i < in->n; i++) {
-			int b = (int)(in->prob[i] * 10);
-			b = b < 0 ? 0 : b > 9 ? 9 : b;
-			bn[b] += 1;
-			be[b] += in->prob[i];
-			bo[b] += in->label[i] == 1;
-		}
-		for (int b = 0; b < 10; b++)
-			if (bn[b] > 0 && bn[b] < in->min_cell) {
-				withheld += bn[b];
-				bn[b] = be[b] = bo[b] = 0;
-			}
-		json_t *jb = json_object();
-		json_object_set_new(jb, "n", jarr(bn, 10));
-		json_object_set_new(jb, "expected", jarr(be, 10));
-		json_object_set_new(jb, "observed", jarr(bo, 10));
-		set_real(jb, "withheld", withheld);
-		json_object_set_new(o, "calibration_bins", jb);
-		struct fp_pool_calib_site cal;
-		fp_pool_calib_site(in->label, in->prob, in->n, &cal);
-		json_t *jc = json_object();
-		set_real(jc, "n", cal.n);
-		set_real(jc, "observed", cal.observed);
-		set_real(jc, "expected", cal.expected);
-		set_real(jc, "brier_sum", cal.brier_sum);
-		json_object_set_new(o, "calibration", jc);
-	}
+	if (in->label && in->prob) FP_CHECK(st, fp_pool_site_binary(in->label, in->prob, in->n, in->grid_edges, in->grid_cells, in->min_cell, o));
 	*out = o;
 	o = NULL;
 fail:
 	json_decref(o);
-	free(cases);
-	free(controls);
 	fp_pool_km_table_close(&km);
 	return st;
 }
@@ -367,7 +386,7 @@ enum fp_status fp_pool_aggregate(json_t *const *sites, size_t k, const double *a
 	double *cases = NULL, *controls = NULL, *edges0 = NULL, *cest = NULL, *cse = NULL;
 	struct fp_km_point *pt = NULL;
 	json_t *o = NULL;
-	size_t ncs = 0, nkm = 0, ncell = 0, nmeta = 0;
+	size_t ncs = 0, nkm = 0, ncell = 0, nmeta = 0, ngrid = 0, nwithheld = 0;
 	double obs = 0, exp_ = 0, bsum = 0, ncal = 0;
 	double bins_n[10] = {0}, bins_e[10] = {0}, bins_o[10] = {0}, bins_withheld = 0;
 	int have_grid = 0, have_cal = 0, have_bins = 0;
@@ -410,7 +429,9 @@ enum fp_status fp_pool_aggregate(json_t *const *sites, size_t k, const double *a
 			FP_CHECK(st, get_arr(jk, "events", name, &km[nkm - 1].events, &rows));
 			FP_CHECK(st, get_arr(jk, "censored", name, &km[nkm - 1].censored, &rows));
 		}
+		if (json_object_get(site, "auc_grid_withheld")) nwithheld++;
 		if (g) {
+			ngrid++;
 			double *e = NULL, *ca = NULL, *co = NULL;
 			size_t ne = have_grid ? ncell + 1 : 0, nc;
 			FP_CHECK(st, get_arr(g, "edges", name, &e, &ne));
@@ -515,6 +536,8 @@ enum fp_status fp_pool_aggregate(json_t *const *sites, size_t k, const double *a
 		set_real(a, "ci_high", ar.ci_high);
 		json_object_set_new(a, "cases", json_integer((json_int_t)ar.cases));
 		json_object_set_new(a, "controls", json_integer((json_int_t)ar.controls));
+		json_object_set_new(a, "centres", json_integer((json_int_t)ngrid));
+		json_object_set_new(a, "centres_withheld", json_integer((json_int_t)nwithheld));
 		json_object_set_new(o, "auc_grid", a);
 	}
 	fp_error_clear();

@@ -13,3 +13,7 @@ endif()
 # Timing driver for scripts/bench/bench_validate.sh (not a test; built on demand).
 add_executable(bench_validate EXCLUDE_FROM_ALL ${PROJECT_SOURCE_DIR}/scripts/bench/bench_validate.c)
 target_link_libraries(bench_validate PRIVATE fp::validate)
+if(TARGET fedpath)
+  # `fedpath report pull` wiring (the TLS exchange is tested in test_federation.c).
+  fp_add_script_test(report_pull_cli ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_report_pull.sh)
+endif()

@@ -30,6 +30,7 @@
  *    ERROR naming the reason, and audited.
  */
 #include <arpa/inet.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -47,6 +48,8 @@
 #include "fp_agent.h"
 #include "fp_common.h"
 #include "fp_fed_stream.h"
+#include "fp_part2_fed.h"
+#include "fp_pull.h"
 #include "fp_pki.h"
 #include "fp_server.h"
 #include "fp_test.h"
@@ -866,6 +869,343 @@ FP_TEST(stale_replayed_and_mismatched_updates_get_an_error)
 	CHECK_INT_EQ(k, 4);
 	CHECK_STR_CONTAINS(text, "update.accepted");
 	free(text);
+	free(srv.init);
+	free(srv.final);
+	study_teardown(&s);
+}
+
+/* ---- Part 2 statistics on the wire (fp_part2_fed.h) ---- */
+
+static void p2_stats_example(struct fp_p2_stats *s, const char *site, double shift)
+{
+	memset(s, 0, sizeof *s);
+	s->p = 3;
+	s->n_patients = 40;
+	snprintf(s->sites, sizeof s->sites, "%s", site);
+	const char *names[3] = {"age", "log_afp", "til_intra"};
+	for (int j = 0; j < 3; j++) {
+		snprintf(s->names[j], FP_P2_NAME_MAX, "%s", names[j]);
+		s->count[j] = 40 - j;
+		s->sum[j] = 0.1 * (j + 1) + shift; /* not representable exactly: bits must survive */
+		s->sumsq[j] = 1.0 / 3.0 + shift * shift;
+	}
+}
+
+static enum fp_status p2_roundtrip(const Fedpath__Part2Stats *m, struct fp_p2_stats *out, uint32_t *hidden)
+{
+	size_t n = protobuf_c_message_get_packed_size(&m->base);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf) return FP_ERR_NOMEM;
+	protobuf_c_message_pack(&m->base, buf);
+	Fedpath__Part2Stats *u = fedpath__part2_stats__unpack(NULL, n, buf);
+	free(buf);
+	if (!u) return FP_ERR_PROTOCOL;
+	enum fp_status st = fp_p2fed_stats_from_msg(u, "test", out, hidden);
+	fedpath__part2_stats__free_unpacked(u, NULL);
+	return st;
+}
+
+FP_TEST(part2_statistics_cross_the_wire_bit_exact_and_checked)
+{
+	static struct fp_p2_stats a, b, got, pooled_direct, pooled_wire;
+	static struct fp_p2fed_msg x;
+	uint32_t hidden = 0;
+	p2_stats_example(&a, "H01", 1e-3);
+	p2_stats_example(&b, "H02", 7.0);
+	fp_p2fed_msg_init(&x, &a, 16);
+	CHECK(p2_roundtrip(&x.m, &got, &hidden) == FP_OK);
+	CHECK(hidden == 16);
+	CHECK(memcmp(&got, &a, sizeof a) == 0); /* every bit, and the zero padding merge compares */
+	/* Merged after the wire in canonical order = merged directly (what MPI does). */
+	CHECK(fp_p2_stats_merge(&pooled_direct, &a) == FP_OK);
+	CHECK(fp_p2_stats_merge(&pooled_direct, &b) == FP_OK);
+	CHECK(fp_p2_stats_merge(&pooled_wire, &got) == FP_OK);
+	fp_p2fed_msg_init(&x, &b, 0);
+	CHECK(p2_roundtrip(&x.m, &got, NULL) == FP_OK);
+	CHECK(fp_p2_stats_merge(&pooled_wire, &got) == FP_OK);
+	CHECK(memcmp(&pooled_wire, &pooled_direct, sizeof pooled_direct) == 0);
+
+	/* Refusals: lengths that disagree, too many columns, impossible counts, NaN, long names. */
+	fp_p2fed_msg_init(&x, &a, 0);
+	x.m.n_sum = 2;
+	CHECK(p2_roundtrip(&x.m, &got, NULL) == FP_ERR_PROTOCOL);
+	fp_p2fed_msg_init(&x, &a, 0);
+	x.m.columns = FP_P2_MAX_COLS + 1;
+	CHECK(p2_roundtrip(&x.m, &got, NULL) == FP_ERR_LIMIT);
+	fp_p2fed_msg_init(&x, &a, 0);
+	x.count[1] = 41; /* more non-missing values than patients */
+	CHECK(p2_roundtrip(&x.m, &got, NULL) == FP_ERR_DATA);
+	fp_p2fed_msg_init(&x, &a, 0);
+	x.sum[2] = NAN;
+	CHECK(p2_roundtrip(&x.m, &got, NULL) == FP_ERR_DATA);
+	fp_p2fed_msg_init(&x, &a, 0);
+	char longname[FP_P2_NAME_MAX + 8];
+	memset(longname, 'x', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	x.names[0] = longname;
+	CHECK(p2_roundtrip(&x.m, &got, NULL) == FP_ERR_LIMIT);
+	fp_p2fed_msg_init(&x, &a, 0);
+	x.m.n_patients = 0;
+	CHECK(p2_roundtrip(&x.m, &got, NULL) == FP_ERR_DATA);
+}
+
+FP_TEST(part2_pooled_statistics_persist_and_reload_exactly)
+{
+	char dir[] = "/tmp/fp-p2pool-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	static struct fp_p2_stats a, back;
+	uint32_t hidden = 0;
+	p2_stats_example(&a, "H01,H02", 0.25);
+	CHECK(fp_p2fed_pooled_load(dir, &back, &hidden) == FP_ERR_NOT_FOUND);
+	CHECK(fp_p2fed_pooled_save(dir, &a, 24) == FP_OK);
+	CHECK(fp_p2fed_pooled_load(dir, &back, &hidden) == FP_OK);
+	CHECK(hidden == 24);
+	CHECK(memcmp(&back, &a, sizeof a) == 0);
+	/* A damaged file is refused (checksum), never half-read. */
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, FP_P2FED_POOLED_FILE);
+	FILE *f = fopen(path, "r+b");
+	CHECK(f != NULL);
+	if (f) {
+		fseek(f, 100, SEEK_SET);
+		fputc(0x5a, f);
+		fclose(f);
+	}
+	CHECK(fp_p2fed_pooled_load(dir, &back, &hidden) != FP_OK);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* ---- results for statisticians (fp_pull.h) ---- */
+
+static void put_file(const char *path, const char *text)
+{
+	CHECK_OK(fp_file_commit(path, text, strlen(text), 0644));
+}
+
+static int same_file(const char *a, const char *b)
+{
+	char *x = NULL, *y = NULL;
+	size_t nx = 0, ny = 0;
+	int same = fp_file_read_all(a, 1 << 20, &x, &nx) == FP_OK && fp_file_read_all(b, 1 << 20, &y, &ny) == FP_OK &&
+	           nx == ny && memcmp(x, y, nx) == 0;
+	free(x);
+	free(y);
+	return same;
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+	char *x = NULL;
+	size_t n = 0;
+	int k = 0;
+	if (fp_file_read_all(path, 1 << 24, &x, &n) != FP_OK) return -1;
+	for (const char *p = x; (p = strstr(p, needle)) != NULL; p++) k++;
+	free(x);
+	return k;
+}
+
+FP_TEST(statistician_pulls_results_only_and_sites_cannot_pull)
+{
+	struct study s;
+	study_setup(&s, "pull", D + 1);
+	char sdir[600], scrt[1300], skey[1300], ca[1300], h1crt[1300], h1key[1300], res[1300], p[1400];
+	snprintf(sdir, sizeof sdir, "%s/S01", s.keys);
+	snprintf(scrt, sizeof scrt, "%s/S01.crt", sdir);
+	snprintf(skey, sizeof skey, "%s/S01.key", sdir);
+	snprintf(ca, sizeof ca, "%s/ca.crt", s.tls);
+	snprintf(h1crt, sizeof h1crt, "%s/H01/H01.crt", s.keys);
+	snprintf(h1key, sizeof h1key, "%s/H01/H01.key", s.keys);
+	enrol(s.tls, sdir, "S01", FP_TLS_ROLE_STATISTICIAN, NULL, scrt);
+	struct server_run srv;
+	pthread_t ts;
+	server_prepare(&srv, &s, 0);
+	volatile int stop = 0;
+	srv.cfg.stop = &stop;
+	srv.cfg.serve_results = 1;
+	CHECK(pthread_create(&ts, NULL, server_main, &srv) == 0);
+	int port = wait_port(&srv);
+	CHECK(port > 0);
+	struct fp_pull_config pc = {"S01", "127.0.0.1", port, "aggregator.test", ca, scrt, skey, NULL, 5000};
+	char out[1300];
+	snprintf(out, sizeof out, "%s/pulled", s.dir);
+	/* Nothing pooled yet: refused, nothing written. */
+	CHECK(fp_report_pull(&pc, out) != FP_OK);
+	CHECK(strstr(fp_error_msg(), "no pooled") != NULL);
+
+	snprintf(res, sizeof res, "%s/results", s.plan.state_dir);
+	snprintf(p, sizeof p, "%s/failed", res);
+	CHECK_OK(fp_mkdir_p(p, 0755));
+	snprintf(p, sizeof p, "%s/pooled.json", res);
+	put_file(p, "{\"centres\": 1, \"cindex_stratified\": {\"c\": 0.71}}\n");
+	snprintf(p, sizeof p, "%s/site_H01.json", res);
+	put_file(p, "{\"centre\": \"H01\", \"n\": 40, \"events\": 12}\n");
+	snprintf(p, sizeof p, "%s/failed/H02.json", res);
+	put_file(p, "{\"site\": \"H02\", \"error\": {\"code\": \"FP_ERR_DATA\", \"reason\": \"few\"}}\n");
+	CHECK_OK(fp_report_pull(&pc, out));
+	const char *names[3] = {"pooled.json", "site_H01.json", "failed/H02.json"};
+	for (int i = 0; i < 3; i++) {
+		char a[1400], b[1400];
+		snprintf(a, sizeof a, "%s/%s", res, names[i]);
+		snprintf(b, sizeof b, "%s/%s", out, names[i]);
+		CHECK(same_file(a, b));
+	}
+	snprintf(p, sizeof p, "%s/pull.json", out);
+	CHECK(access(p, R_OK) == 0);
+
+	/* A site certificate cannot pull. */
+	struct fp_pull_config site = {"H01", "127.0.0.1", port, "aggregator.test", ca, h1crt, h1key, NULL, 5000};
+	char out2[1300];
+	snprintf(out2, sizeof out2, "%s/pulled-by-site", s.dir);
+	CHECK_STATUS(fp_report_pull(&site, out2), FP_ERR_AUTH);
+	snprintf(p, sizeof p, "%s/pooled.json", out2);
+	CHECK(access(p, F_OK) != 0);
+	/* Nor can a site asking with its own role. */
+	{
+		struct fp_tls_ctx *hctx = NULL;
+		struct fp_frame hfr;
+		ProtobufCMessage *hm = NULL;
+		fp_frame_init(&hfr);
+		struct fp_tls_conn *hc = hello_as_h01(&s, port, &hctx, &hfr);
+		Fedpath__Status pull = FEDPATH__STATUS__INIT;
+		pull.state = "pull";
+		CHECK_OK(fp_msg_send(fp_tls_conn_io(hc), FP_FRAME_STATUS, &pull.base));
+		CHECK_STATUS(fp_msg_recv(fp_tls_conn_io(hc), &hfr, FP_FRAME_STATUS, &hm), FP_ERR_AUTH);
+		fp_msg_free(hm);
+		fp_tls_conn_close(hc);
+		fp_tls_ctx_destroy(hctx);
+		fp_frame_close(&hfr);
+	}
+
+	/* A statistician cannot train or upload: refused, audited. */
+	struct fp_tls_config tc = {0, ca, scrt, skey, NULL, NULL, "aggregator.test", 5000, NULL, NULL};
+	struct fp_tls_ctx *ctx = NULL;
+	struct fp_tls_conn *c = NULL;
+	struct fp_frame fr;
+	ProtobufCMessage *m = NULL;
+	fp_frame_init(&fr);
+	CHECK_OK(fp_tls_ctx_create(&tc, &ctx));
+	const char *states[2] = {"poll", NULL};
+	for (int k = 0; k < 2; k++) {
+		CHECK_OK(fp_tls_connect(ctx, "127.0.0.1", port, &c));
+		CHECK_OK(fp_msg_recv(fp_tls_conn_io(c), &fr, FP_FRAME_HELLO, &m));
+		fp_msg_free(m);
+		m = NULL;
+		Fedpath__Hello h = FEDPATH__HELLO__INIT;
+		h.protocol_version = FP_PROTO_VERSION;
+		h.site_id = "S01";
+		h.role = "statistician";
+		CHECK_OK(fp_msg_send(fp_tls_conn_io(c), FP_FRAME_HELLO, &h.base));
+		if (states[k]) {
+			Fedpath__Status poll = FEDPATH__STATUS__INIT;
+			poll.state = (char *)states[k];
+			CHECK_OK(fp_msg_send(fp_tls_conn_io(c), FP_FRAME_STATUS, &poll.base));
+		} else {
+			uint8_t dig[32] = {1};
+			uint64_t dims[1] = {D + 1};
+			Fedpath__TensorHeader th = FEDPATH__TENSOR_HEADER__INIT;
+			th.dtype = 1;
+			th.n_dims = 1;
+			th.dims = dims;
+			th.total_bytes = (D + 1) * 4;
+			th.chunk_bytes = 64u << 10;
+			th.digest.data = dig;
+			th.digest.len = 32;
+			Fedpath__Update u = FEDPATH__UPDATE__INIT;
+			u.round = 1;
+			u.base_model_hash.data = dig;
+			u.base_model_hash.len = 32;
+			u.sample_count = 100;
+			u.delta = &th;
+			CHECK_OK(fp_msg_send(fp_tls_conn_io(c), FP_FRAME_UPDATE, &u.base));
+		}
+		CHECK_STATUS(fp_msg_recv(fp_tls_conn_io(c), &fr, FP_FRAME_TASK, &m), FP_ERR_AUTH);
+		fp_msg_free(m);
+		m = NULL;
+		fp_tls_conn_close(c);
+	}
+	fp_tls_ctx_destroy(ctx);
+	fp_frame_close(&fr);
+	stop = 1;
+	CHECK(pthread_join(ts, NULL) == 0);
+	char audit[1300];
+	snprintf(audit, sizeof audit, "%s/audit.jsonl", s.plan.state_dir);
+	CHECK_INT_EQ(count_in_file(audit, "\"event\":\"access.refused\""), 3); /* site pull, poll, update */
+	CHECK(count_in_file(audit, "HELLO claims role 'statistician'") >= 1); /* the site's pull */
+	CHECK(count_in_file(audit, "\"event\":\"results.pulled\"") >= 1);
+	CHECK(status_round(&s) == 1); /* nothing trained */
+	free(srv.init);
+	free(srv.final);
+	study_teardown(&s);
+}
+
+/* A Part 2 study before round 1: the aggregator asks each site for its
+ * statistics, refuses malformed ones (audited, nothing kept), keeps valid
+ * ones, and has no round open until every site's are in. */
+FP_TEST(part2_aggregator_asks_for_statistics_and_refuses_malformed_ones)
+{
+	struct study s;
+	study_setup(&s, "p2stats", D + 1);
+	s.plan.model = FP_PLAN_PART2;
+	struct server_run srv;
+	pthread_t ts;
+	server_prepare(&srv, &s, 0);
+	volatile int stop = 0;
+	srv.cfg.stop = &stop;
+	CHECK(pthread_create(&ts, NULL, server_main, &srv) == 0);
+	int port = wait_port(&srv);
+	CHECK(port > 0);
+	struct fp_tls_ctx *ctx = NULL;
+	struct fp_frame fr;
+	ProtobufCMessage *m = NULL;
+	fp_frame_init(&fr);
+	static struct fp_p2_stats a;
+	static struct fp_p2fed_msg x;
+	p2_stats_example(&a, "H01", 0.5);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		struct fp_tls_conn *c = hello_as_h01(&s, port, &ctx, &fr);
+		const struct fp_io *io = fp_tls_conn_io(c);
+		Fedpath__Status poll = FEDPATH__STATUS__INIT;
+		poll.state = "poll";
+		CHECK_OK(fp_msg_send(io, FP_FRAME_STATUS, &poll.base));
+		CHECK_OK(fp_msg_recv(io, &fr, FP_FRAME_TASK, &m));
+		/* Asked until valid statistics are in; then it waits for the others. */
+		CHECK_STR_EQ(((Fedpath__Task *)m)->kind, attempt < 2 ? "stats" : "wait");
+		fp_msg_free(m);
+		m = NULL;
+		if (attempt < 2) {
+			fp_p2fed_msg_init(&x, &a, 0);
+			if (attempt == 0) x.m.n_count = 2; /* three columns, two counts */
+			Fedpath__Status sm = FEDPATH__STATUS__INIT;
+			sm.state = "stats";
+			sm.part2_stats = &x.m;
+			CHECK_OK(fp_msg_send(io, FP_FRAME_STATUS, &sm.base));
+			enum fp_status st = fp_msg_recv(io, &fr, FP_FRAME_STATUS, &m);
+			if (attempt == 0) {
+				CHECK(st != FP_OK);
+				CHECK(strstr(fp_error_msg(), "part2 statistics from H01") != NULL);
+			} else {
+				CHECK_OK(st);
+				CHECK_STR_EQ(((Fedpath__Status *)m)->state, "accepted");
+			}
+			fp_msg_free(m);
+			m = NULL;
+		}
+		fp_tls_conn_close(c);
+	}
+	CHECK(status_round(&s) == 0); /* no round before every site's statistics */
+	char p[1300];
+	snprintf(p, sizeof p, "%s/%s", s.plan.state_dir, FP_P2FED_POOLED_FILE);
+	CHECK(access(p, F_OK) != 0);
+	fp_tls_ctx_destroy(ctx);
+	fp_frame_close(&fr);
+	stop = 1;
+	CHECK(pthread_join(ts, NULL) == 0);
+	CHECK_STATUS(srv.st, FP_ERR_CANCELLED);
+	char audit[1300];
+	snprintf(audit, sizeof audit, "%s/audit.jsonl", s.plan.state_dir);
+	CHECK_INT_EQ(count_in_file(audit, "\"event\":\"update.rejected\""), 1);
+	CHECK_INT_EQ(count_in_file(audit, "\"event\":\"part2.stats\""), 1);
 	free(srv.init);
 	free(srv.final);
 	study_teardown(&s);

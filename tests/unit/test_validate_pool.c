@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fp_common.h"
 #include "fp_pool.h"
@@ -291,4 +292,122 @@ FP_TEST(report_build_writes_every_file)
 	fclose(m);
 	CHECK_STATUS(fp_report_build(path, outdir), FP_ERR_FORMAT);
 	CHECK_STR_CONTAINS(fp_error_msg(), "bad.json");
+}
+
+/* Reads the number at "pooled"/key (or a centre's key) of a report.json. */
+static double report_num(json_t *rep, const char *block, size_t centre, const char *key)
+{
+	json_t *o = strcmp(block, "centres") == 0 ? json_array_get(json_object_get(rep, "centres"), centre)
+	                                          : json_object_get(rep, block);
+	json_t *v = json_object_get(o, key);
+	CHECK_MSG(json_is_number(v), "%s.%s missing", block, key);
+	return json_number_value(v);
+}
+
+/* The report built from the centres' summaries equals the one built from
+ * their rows: survival::colon in three pseudo-centres, the probability
+ * rounded to 0.01 and the shared grid one cell per hundredth, so AUC on the
+ * grid is exact. Each summary crosses as JSON text (fp_json_save_file). */
+FP_TEST(report_from_summaries_equals_report_from_rows)
+{
+	char src[1024], dir[1024], path[1200], sum[1024], out1[1024], out2[1024];
+	snprintf(src, sizeof src, "%s/validate/colon.csv", fp_test_datadir());
+	snprintf(dir, sizeof dir, "%s/rows", fp_test_tmpdir());
+	snprintf(sum, sizeof sum, "%s/summaries", fp_test_tmpdir());
+	snprintf(out1, sizeof out1, "%s/out_rows", fp_test_tmpdir());
+	snprintf(out2, sizeof out2, "%s/out_summaries", fp_test_tmpdir());
+	CHECK_OK(fp_mkdir_p(dir, 0755));
+	FILE *in = fopen(src, "r"), *out[3];
+	CHECK(in != NULL);
+	char line[4096];
+	CHECK(fgets(line, sizeof line, in) != NULL);
+	line[strcspn(line, "\n")] = '\0';
+	for (int c = 0; c < 3; c++) {
+		snprintf(path, sizeof path, "%s/c%d.csv", dir, c);
+		out[c] = fopen(path, "w");
+		CHECK(out[c] != NULL);
+		fprintf(out[c], "%s,pq\n", line);
+	}
+	for (int r = 0; fgets(line, sizeof line, in); r++) {
+		line[strcspn(line, "\n")] = '\0';
+		const char *f = line; /* p_rec is the 7th column */
+		for (int k = 0; k < 6; k++) f = strchr(f, ',') + 1;
+		fprintf(out[r % 3], "%s,%.2f\n", line, atof(f));
+	}
+	fclose(in);
+	for (int c = 0; c < 3; c++) fclose(out[c]);
+	snprintf(path, sizeof path, "%s/manifest.json", dir);
+	FILE *m = fopen(path, "w");
+	CHECK(m != NULL);
+	fputs("{\"study\": \"colon in three centres\", \"model_hash\": \"sha256:c0105\", \"horizon\": 1825, \"tau\": 1825,"
+	      " \"columns\": {\"time\": \"time\", \"event\": \"event\", \"risk\": \"p_rec\", \"label\": \"event\","
+	      " \"prob\": \"pq\", \"arm\": \"arm\", \"recommended\": \"recommended\", \"propensity\": \"ps0,ps1,ps2\"},"
+	      " \"auc_grid\": [", m);
+	for (int k = 0; k <= 101; k++) fprintf(m, "%s%.3f", k ? ", " : "", -0.005 + 0.01 * k);
+	fputs("], \"centres\": [{\"id\": \"C0\", \"csv\": \"c0.csv\", \"snapshot_hash\": \"sha256:aa\", \"snapshot_date\": "
+	      "\"2026-10-01\"}, {\"id\": \"C1\", \"csv\": \"c1.csv\"}, {\"id\": \"C2\", \"csv\": \"c2.csv\"}]}\n", m);
+	fclose(m);
+	CHECK_OK(fp_report_build(dir, out1));
+	CHECK_OK(fp_report_write_summaries(dir, sum, 0));
+	CHECK_OK(fp_report_build(sum, out2));
+	json_t *a = NULL, *b = NULL;
+	snprintf(path, sizeof path, "%s/report.json", out1);
+	CHECK_OK(fp_json_load_file(path, &a));
+	snprintf(path, sizeof path, "%s/report.json", out2);
+	CHECK_OK(fp_json_load_file(path, &b));
+	CHECK_STR_EQ(json_string_value(json_object_get(b, "source")), "federated summaries");
+	CHECK_STR_EQ(json_string_value(json_object_get(b, "model_hash")), "sha256:c0105");
+	/* exact-pooling statements: equal up to the order of floating-point sums */
+	static const char *const pooled[] = {"c_stratified", "c_stratified_se", "auc", "auc_se", "km_horizon_survival",
+	                                     "km_horizon_se", "km_horizon_n_risk", "oe", "brier", "meta_c", "meta_pi_low",
+	                                     "meta_pi_high", "meta_tau2"};
+	for (size_t i = 0; i < sizeof pooled / sizeof *pooled; i++)
+		CHECK_NEAR(report_num(b, "pooled", 0, pooled[i]), report_num(a, "pooled", 0, pooled[i]), 1e-15, 1e-12);
+	/* each centre's own metrics are computed at the centre by the same code */
+	static const char *const own[] = {"n", "events", "c", "c_se", "auc_t", "brier_t", "ipa_t", "oe_t",
+	                                  "auc", "citl", "slope", "ici", "median_time", "mean_risk"};
+	for (size_t c = 0; c < 3; c++)
+		for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+			CHECK_NEAR(report_num(b, "centres", c, own[i]), report_num(a, "centres", c, own[i]), 0, 0);
+	/* KM by risk group: numbers at risk from the tables equal those of the rows */
+	json_t *ga = json_object_get(a, "km_by_risk_group"), *gb = json_object_get(b, "km_by_risk_group");
+	for (size_t g = 0; g < 3; g++) {
+		json_t *na = json_object_get(json_array_get(ga, g), "n_at_risk_at_ticks");
+		json_t *nb = json_object_get(json_array_get(gb, g), "n_at_risk_at_ticks");
+		CHECK_INT_EQ(json_array_size(nb), 5);
+		for (size_t k = 0; k < 5; k++)
+			CHECK_NEAR(json_number_value(json_array_get(nb, k)), json_number_value(json_array_get(na, k)), 0, 0);
+	}
+	/* the weighted followed / not-followed curves give the same RMST */
+	CHECK_NEAR(report_num(b, "benefit", 0, "rmst_diff"), report_num(a, "benefit", 0, "rmst_diff"), 1e-9, 1e-9);
+	char *t1a = NULL, *t1b = NULL;
+	size_t la = 0, lb = 0;
+	snprintf(path, sizeof path, "%s/table1.csv", out1);
+	CHECK_OK(fp_file_read_all(path, 1 << 20, &t1a, &la));
+	snprintf(path, sizeof path, "%s/table1.csv", out2);
+	CHECK_OK(fp_file_read_all(path, 1 << 20, &t1b, &lb));
+	CHECK(la == lb && memcmp(t1a, t1b, la) == 0);
+	free(t1a);
+	free(t1b);
+	json_decref(a);
+	json_decref(b);
+	/* a folder whose pooled.json disagrees with its site files is refused */
+	snprintf(path, sizeof path, "%s/pooled.json", sum);
+	m = fopen(path, "w");
+	fputs("{\"centres\": 4}", m);
+	fclose(m);
+	CHECK_STATUS(fp_report_build(sum, out2), FP_ERR_DATA);
+	CHECK_STR_CONTAINS(fp_error_msg(), "4 centres");
+	/* summaries with min_cell: every released KM row and grid cell >= 20, or withheld */
+	snprintf(sum, sizeof sum, "%s/summaries20", fp_test_tmpdir());
+	CHECK_OK(fp_report_write_summaries(dir, sum, 20));
+	snprintf(path, sizeof path, "%s/site_C1.json", sum);
+	CHECK_OK(fp_json_load_file(path, &a));
+	json_t *km = json_object_get(a, "km");
+	for (size_t r = 0; r < json_array_size(json_object_get(km, "time")); r++)
+		CHECK(json_number_value(json_array_get(json_object_get(km, "events"), r)) +
+		          json_number_value(json_array_get(json_object_get(km, "censored"), r)) >= 20);
+	CHECK(json_object_get(a, "auc_grid_withheld") != NULL); /* hundredths hold fewer than 20 */
+	json_decref(a);
+	CHECK_OK(fp_report_build(sum, out2));
 }
