@@ -11,7 +11,7 @@
  *                    site files itself (fp_pool_aggregate) and refuses a
  *                    pooled.json whose "centres" differs from the number of
  *                    site files, so the two cannot disagree silently.
- *      *.json        every other .json file (report.json excepted), read in
+ *      *.json        every other .json file (report.json, pull.json excepted), read in
  *                    file-name order, is one centre's summary as
  *                    fp_report_site_summary (or federate/fp_eval_site.h)
  *                    returns it, "schema": "fedpath.site_summary/1".

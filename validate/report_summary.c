@@ -30,11 +30,14 @@ static int jnumber(json_t *o, const char *key, double *v)
 	return isfinite(*v);
 }
 
+/* Site summaries: every *.json but pooled.json, report.json and pull.json
+ * (`fedpath report pull` writes that manifest last, beside the summaries). */
 static int site_file(const struct dirent *d)
 {
 	size_t len = strlen(d->d_name);
 	return d->d_name[0] != '.' && len > 5 && strcmp(d->d_name + len - 5, ".json") == 0 &&
-	       strcmp(d->d_name, "pooled.json") != 0 && strcmp(d->d_name, "report.json") != 0;
+	       strcmp(d->d_name, "pooled.json") != 0 && strcmp(d->d_name, "report.json") != 0 &&
+	       strcmp(d->d_name, "pull.json") != 0;
 }
 
 /* The centre's own metrics from its summary; absent numbers leave *_ok 0. */

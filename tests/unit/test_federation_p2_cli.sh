@@ -192,6 +192,10 @@ fp report pull --config "$T/statistician.ini" --out "$T/pulled" >/dev/null 2>"$T
 for f in pooled.json site_H01.json site_H02.json failed/H03.json; do
 	cmp -s "$R/$f" "$T/pulled/$f" || fail "pulled $f differs from the aggregator's"
 done
+# what the statistician pulled (with its pull.json manifest) builds the report
+fp report --in "$T/pulled" --out "$T/report-pulled" >/dev/null 2>"$T/report-pulled.log" ||
+	fail "report from the pulled results: $(tail -3 "$T/report-pulled.log")"
+cmp -s "$T/report/performance.csv" "$T/report-pulled/performance.csv" || fail "the pulled results give another report"
 kill -TERM "$AGG"
 wait "$AGG" || fail "the serving aggregator did not exit 0 on SIGTERM"
 [ "$(grep -c '"event":"eval.summary"' "$T/state/audit.jsonl")" -eq 2 ] || fail "the restart asked for summaries again"
