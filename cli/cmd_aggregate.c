@@ -45,6 +45,13 @@ const char fp_cmd_aggregate_usage[] =
 
 static volatile int stop_flag;
 
+static void release_init(void *arg, int port)
+{
+	(void)port;
+	free(*(char **)arg);
+	*(char **)arg = NULL;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -124,6 +131,10 @@ int fp_cmd_aggregate(int argc, char **argv)
 	cfg.port = (int)port;
 	cfg.linger_s = 60;
 	cfg.stop = &stop_flag;
+	/* The state folder holds round 0 once listening: a 100 MB start model
+	 * need not stay in memory for the whole study. */
+	cfg.on_listening = release_init;
+	cfg.arg = &data;
 	struct fp_server_result res;
 	enum fp_status st = fp_server_run(&cfg, NULL, &res);
 	free(data);

@@ -88,8 +88,10 @@
 struct fp_server_config {
 	const struct fp_study_plan *plan; /* borrowed */
 	const char *tls_dir;              /* see above */
-	const float *init;                /* (n_params) round-0 model; used for a new state folder only;
-	                                     Part 2 plans: ignored (it follows from the pooled statistics) */
+	const float *init;                /* (n_params) round-0 model; used for a new state folder only,
+	                                     and read only until on_listening is called (the caller may
+	                                     free it then); Part 2 plans: ignored (it follows from the
+	                                     pooled statistics) */
 	size_t n_params;
 	int part2_hidden;                 /* Part 2 trunk width; 0: FP_P2FED_DEFAULT_HIDDEN */
 	const char *part2_model;          /* Part 2 model file; NULL: <state_dir>/part2-model.ckpt */

@@ -46,6 +46,7 @@ struct snapshot { /* the model served for one round; shared by sessions */
 
 struct slot { /* one site's update being received, kept across reconnects */
 	int used, busy, dead;
+	int writing; /* its session is writing a chunk into u outside the lock */
 	char site[FP_AGG_SITE_MAX + 1];
 	int64_t round;
 	uint64_t stream_id;
@@ -72,6 +73,8 @@ struct server {
 	size_t n;
 	pthread_mutex_t lock;
 	pthread_cond_t changed; /* round closed, update accepted, worker ended */
+	enum fp_status close_failed; /* a session's round close failed: the accept loop stops with it */
+	char close_msg[512];
 	struct fp_aggregator *agg;
 	struct snapshot *snap;
 	struct slot slots[FP_AGG_MAX_SITES];
@@ -253,9 +256,11 @@ static enum fp_status maybe_close(struct server *s)
 		if (!x->used) continue;
 		fp_log(FP_LOG_WARN, "aggregate: round %lld closes without %s's unfinished upload",
 		       (long long)fp_aggregator_round(s->agg), x->site);
-		if (x->busy) { /* its session frees it */
-			fp_update_abort(x->u);
-			x->u = NULL;
+		if (x->busy) { /* its session frees it (after the chunk it is writing, if any) */
+			if (!x->writing) {
+				fp_update_abort(x->u);
+				x->u = NULL;
+			}
 			x->dead = 1;
 		} else {
 			slot_free(x);
@@ -519,16 +524,33 @@ static enum fp_status sink_update(void *ctx, uint64_t offset, const void *data, 
 	float block[1024];
 	pthread_mutex_lock(&s->lock);
 	if (x->dead || !x->u) {
-		st = FP_FAIL(FP_ERR_STATE, "round %lld closed before %s's update arrived whole", (long long)x->round, x->site);
+		pthread_mutex_unlock(&s->lock);
+		return FP_FAIL(FP_ERR_STATE, "round %lld closed before %s's update arrived whole", (long long)x->round,
+		               x->site);
+	}
+	/* The chunk is checked, written and hashed outside the lock, so that
+	 * sites upload in parallel: the intake is this session's alone (the slot
+	 * is busy), and a round closing meanwhile only marks the slot dead. */
+	struct fp_update_intake *u = x->u;
+	x->writing = 1;
+	pthread_mutex_unlock(&s->lock);
+	/* Chunks are whole floats (chunk_bytes % 4 == 0 was checked); copy
+	 * through a block so the payload's alignment does not matter. */
+	const uint8_t *p = data;
+	for (size_t off = 0; off < len && st == FP_OK; off += sizeof block) {
+		size_t b = len - off < sizeof block ? len - off : sizeof block;
+		memcpy(block, p + off, b);
+		st = fp_update_write(u, block, b / sizeof(float));
+	}
+	pthread_mutex_lock(&s->lock);
+	x->writing = 0;
+	if (x->dead) {
+		fp_update_abort(x->u);
+		x->u = NULL;
+		if (st == FP_OK)
+			st = FP_FAIL(FP_ERR_STATE, "round %lld closed before %s's update arrived whole", (long long)x->round,
+			             x->site);
 	} else {
-		/* Chunks are whole floats (chunk_bytes % 4 == 0 was checked); copy
-		 * through a block so the payload's alignment does not matter. */
-		const uint8_t *p = data;
-		for (size_t off = 0; off < len && st == FP_OK; off += sizeof block) {
-			size_t b = len - off < sizeof block ? len - off : sizeof block;
-			memcpy(block, p + off, b);
-			st = fp_update_write(x->u, block, b / sizeof(float));
-		}
 		struct site_stat *ss = site_stat(s, x->site);
 		if (ss) ss->bytes_in += len;
 	}
@@ -797,7 +819,19 @@ static enum fp_status take_update(struct server *s, struct fp_tls_conn *c, const
 		Fedpath__Status ok = FEDPATH__STATUS__INIT;
 		ok.round = (uint64_t)round;
 		ok.state = "accepted";
-		return fp_msg_send(io, FP_FRAME_STATUS, &ok.base);
+		enum fp_status sst = fp_msg_send(io, FP_FRAME_STATUS, &ok.base);
+		/* The round's last update closes it at once (the accept loop looks
+		 * only every 100 ms); a failure stops the accept loop as its own would. */
+		pthread_mutex_lock(&s->lock);
+		if (s->agg && !s->done && !s->close_failed && fp_aggregator_n_accepted(s->agg) >= s->known_sites) {
+			enum fp_status cst = maybe_close(s);
+			if (cst != FP_OK) {
+				s->close_failed = cst;
+				snprintf(s->close_msg, sizeof s->close_msg, "%s", fp_error_msg());
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+		return sst;
 	}
 	snprintf(why, sizeof why, "%s", fp_error_msg());
 	fp_log(FP_LOG_WARN, "aggregate: %s", why);
@@ -1397,7 +1431,10 @@ enum fp_status fp_server_run(const struct fp_server_config *cfg, float *final_mo
 			break;
 		}
 		pthread_mutex_lock(&s->lock);
-		st = s->agg ? maybe_close(s) : p2_maybe_pool(s);
+		if (s->close_failed)
+			st = FP_FAIL(s->close_failed, "%s", s->close_msg);
+		else
+			st = s->agg ? maybe_close(s) : p2_maybe_pool(s);
 		if (st == FP_OK && s->part2 && s->agg && s->done && !s->bl_done) st = p2_maybe_model(s);
 		if (st == FP_OK && s->part2 && s->bl_done && s->ev_on && !s->ev_done) st = p2_maybe_pool_eval(s);
 		int finished = 0;
