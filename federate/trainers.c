@@ -298,6 +298,7 @@ struct fp_p2_trainer {
 	struct fp_kernels *k;
 	struct fp_part2_model *m;
 	struct fp_part2_config cfg;
+	long epoch_steps; /* the configuration's steps: one epoch (a full-batch call) */
 	int n, p;
 	size_t n_params;
 	char (*names)[FP_P2_NAME_MAX];
@@ -333,6 +334,7 @@ enum fp_status fp_p2_trainer_create(const struct fp_p2_table *table, const struc
 	*out = NULL;
 	if (!t) return FP_FAIL(FP_ERR_NOMEM, "part2 trainer");
 	t->cfg = *cfg;
+	t->epoch_steps = cfg->steps;
 	t->p = fp_p2_design_width(pooled);
 	if (table) {
 		char(*names)[FP_P2_NAME_MAX] = NULL;
@@ -410,7 +412,9 @@ static enum fp_status p2_train(void *ctx, const float *weights, int64_t round, c
 	struct fp_p2_trainer *t = ctx;
 	(void)round;
 	if (t->n == 0) return FP_FAIL(FP_ERR_STATE, "part2: this trainer has no patients (coordinator side)");
-	long steps = plan->local_steps > 0 ? plan->local_steps : plan->local_epochs * t->cfg.steps;
+	/* epochs count in the configuration's steps, not in t->cfg.steps, which
+	 * holds the rounds' count once rebuilt below */
+	long steps = plan->local_steps > 0 ? plan->local_steps : plan->local_epochs * t->epoch_steps;
 	/* The model holds its own config copy: rebuild it only when the plan
 	 * asks for another step count (once, at the first round). */
 	if (steps != t->cfg.steps) {
