@@ -212,8 +212,12 @@ enum fp_status fp_eval_site_summary(const struct fp_eval_site_input *in, json_t 
 	json_object_set_new(t1, "variables", table1_variables(t, in->min_cell));
 	static const char *const rname[FP_P2_REGIMENS] = {"surgery", "tace", "tace_tki"};
 	json_t *jr = json_object();
+	/* One small count withheld alone would follow from n minus the others:
+	 * then every regimen count is withheld. */
+	int small = 0;
+	for (int a = 0; a < FP_P2_REGIMENS; a++) small |= counts[a] > 0 && counts[a] < in->min_cell;
 	for (int a = 0; a < FP_P2_REGIMENS; a++)
-		json_object_set_new(jr, rname[a], counts[a] > 0 && counts[a] < in->min_cell ? json_null() : json_real(counts[a]));
+		json_object_set_new(jr, rname[a], small ? json_null() : json_real(counts[a]));
 	json_object_set_new(t1, "regimens", jr);
 	*out = o;
 	o = NULL;

@@ -22,8 +22,9 @@
  *   "table1" gains "variables": [{"name","n","mean","sd"}] for every raw
  *   column of the table (clinical then TME features; mean and sd null when
  *   a 0/1 column has fewer than min_cell patients in either value), and
- *   "regimens": {"surgery","tace","tace_tki"} received counts (null below
- *   min_cell).
+ *   "regimens": {"surgery","tace","tace_tki"} received counts (all three
+ *   null when any one is below min_cell: one withheld alone would follow
+ *   from n minus the others).
  * This object is what the aggregator stores as <state_dir>/results/site_<id>.json
  * and pools with fp_pool_aggregate; `fedpath report --in` reads that folder.
  *

@@ -937,7 +937,7 @@ enum fp_status fp_report_print(const char *out_dir, FILE *fp)
 	size_t i;
 	fprintf(fp, "%s (from %s), model %.12s\n", jstr(rep, "study") ? jstr(rep, "study") : "", jstr(rep, "source") ? jstr(rep, "source") : "?",
 	        jstr(rep, "model_hash") ? jstr(rep, "model_hash") : "?");
-	fprintf(fp, "%-22s %6s %6s %7s %7s %7s %7s %7s %7s\n", "centre", "n", "events", "C", "low", "high", "AUC", "O/E", "Brier");
+	fprintf(fp, "%-22s %6s %6s %7s %7s %7s %7s %7s %7s\n", "centre", "n", "events", "C", "low", "high", "AUC", "E/O", "Brier");
 	json_array_foreach(cs, i, c) {
 		const char *id = jstr(c, "id");
 		double cc = json_number_value(json_object_get(c, "c")), se = json_number_value(json_object_get(c, "c_se"));
