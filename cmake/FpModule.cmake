@@ -2,11 +2,13 @@
 # Builds the static library fp_<folder> from the folder's *.c files, and its
 # *.cu files when the CUDA backend is on. A folder with no sources yet gets an
 # INTERFACE library so that the dependency graph is already in place.
+# NO_CUDA_SOURCES: the folder builds its *.cu itself (kernels/: a module
+# loaded at run time); the library still gets FP_HAVE_CUDA.
 function(fp_add_module name)
-  cmake_parse_arguments(M "" "" "DEPS;PRIVATE_DEPS;CUDA_DEPS" ${ARGN})
+  cmake_parse_arguments(M "NO_CUDA_SOURCES" "" "DEPS;PRIVATE_DEPS;CUDA_DEPS" ${ARGN})
   file(GLOB _c CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
   set(_cu "")
-  if(FP_HAVE_CUDA)
+  if(FP_HAVE_CUDA AND NOT M_NO_CUDA_SOURCES)
     file(GLOB _cu CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cu)
   endif()
   set(_srcs ${_c} ${_cu} ${M_EXTRA_SOURCES})

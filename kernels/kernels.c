@@ -12,12 +12,113 @@
 
 #include "fp_log.h"
 #include "kernels_impl.h"
+#ifdef FP_HAVE_CUDA
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "cuda_api.h"
+#endif
 
 struct fp_kernels {
 	struct fp_cpu *cpu;
 	struct fp_cuda *cuda;
 	char desc[160];
 };
+
+#ifdef FP_HAVE_CUDA
+/* The CUDA backend (cuda_api.h): linked in with FP_CUDA_STATIC (the
+ * standalone gpu-check build), else loaded from libfp_cuda.so on first use.
+ * Where the module is looked for, in order: $FEDPATH_CUDA_MODULE; beside
+ * the executable; ../lib/fedpath/ from it (an install); the build tree's
+ * copy (FP_CUDA_MODULE_PATH). */
+static const struct fp_cuda_api *cu;
+static char cu_why[600] = "not loaded";
+static pthread_once_t cu_once = PTHREAD_ONCE_INIT;
+
+#ifndef FP_CUDA_STATIC
+static enum fp_status host_error_set(enum fp_status code, const char *file, int line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return fp_error_set(code, file, line, "%s", msg);
+}
+
+static void host_log(enum fp_log_level lvl, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fp_log(lvl, "%s", msg);
+}
+
+static const struct fp_cuda_host cu_host = {FP_CUDA_API_VERSION, host_error_set, fp_error_msg, host_log,
+                                            fp_cpu_cox_forward, fp_cpu_cox_backward, fp_conv2d_out_h,
+                                            fp_conv2d_out_w, fp_pool2d_out_h, fp_pool2d_out_w};
+
+static int try_module(const char *path)
+{
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(cu_why, sizeof cu_why, "%s", dlerror());
+		return 0;
+	}
+	fp_cuda_module_init_fn init = (fp_cuda_module_init_fn)(uintptr_t)dlsym(h, FP_CUDA_MODULE_ENTRY);
+	cu = init ? init(&cu_host) : NULL;
+	if (!cu) {
+		snprintf(cu_why, sizeof cu_why, "%s: no %s of version %d", path, FP_CUDA_MODULE_ENTRY, FP_CUDA_API_VERSION);
+		dlclose(h);
+		return 0;
+	}
+	return 1; /* kept loaded for the life of the process */
+}
+#endif
+
+static void cu_load(void)
+{
+#ifdef FP_CUDA_STATIC
+	static struct fp_cuda_api table;
+	FP_CUDA_API_FILL(&table);
+	cu = &table;
+#else
+	char exe[4096], path[4200];
+	const char *env = getenv("FEDPATH_CUDA_MODULE");
+	if (env && *env) {
+		try_module(env);
+		return;
+	}
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(path, sizeof path, "%s/libfp_cuda.so", exe);
+			if (try_module(path)) return;
+			snprintf(path, sizeof path, "%s/../lib/fedpath/libfp_cuda.so", exe);
+			if (try_module(path)) return;
+		}
+	}
+#ifdef FP_CUDA_MODULE_PATH
+	try_module(FP_CUDA_MODULE_PATH);
+#endif
+#endif
+}
+
+/* The backend table, loading the module once; NULL with the reason in cu_why. */
+static const struct fp_cuda_api *cuda_api(void)
+{
+	pthread_once(&cu_once, cu_load);
+	return cu;
+}
+#endif
 
 void fp_kernels_options_default(struct fp_kernels_options *opt)
 {
@@ -29,7 +130,10 @@ void fp_kernels_options_default(struct fp_kernels_options *opt)
 int fp_kernels_cuda_available(void)
 {
 #ifdef FP_HAVE_CUDA
-	return fp_cuda_device_count() > 0;
+	/* No NVIDIA driver device node: no GPU, and no need to load the module
+	 * (and cuBLAS/cuDNN with it) to learn that. */
+	if (access("/dev/nvidiactl", F_OK) != 0 && !getenv("FEDPATH_CUDA_MODULE")) return 0;
+	return cuda_api() && cu->device_count() > 0;
 #else
 	return 0;
 #endif
@@ -38,10 +142,12 @@ int fp_kernels_cuda_available(void)
 static enum fp_status kernels_open_cuda(struct fp_kernels *k, const struct fp_kernels_options *opt)
 {
 #ifdef FP_HAVE_CUDA
-	enum fp_status st = fp_cuda_create(opt->device, opt->deterministic, opt->mixed, &k->cuda);
+	if (!cuda_api())
+		return FP_FAIL(FP_ERR_BACKEND, "kernels: the CUDA backend module could not be loaded: %s", cu_why);
+	enum fp_status st = cu->create(opt->device, opt->deterministic, opt->mixed, &k->cuda);
 	if (st != FP_OK)
 		return st;
-	snprintf(k->desc, sizeof(k->desc), "%s", fp_cuda_describe(k->cuda));
+	snprintf(k->desc, sizeof(k->desc), "%s", cu->describe(k->cuda));
 	return FP_OK;
 #else
 	(void)k;
@@ -94,7 +200,7 @@ void fp_kernels_destroy(struct fp_kernels *k)
 		return;
 	fp_cpu_destroy(k->cpu);
 #ifdef FP_HAVE_CUDA
-	fp_cuda_destroy(k->cuda);
+	if (k->cuda) cu->destroy(k->cuda);
 #endif
 	free(k);
 }
@@ -111,7 +217,7 @@ const char *fp_kernels_describe(const struct fp_kernels *k)
 
 /* CALL(op, args...): the backend's implementation of op. */
 #ifdef FP_HAVE_CUDA
-#define CALL(k, op, ...) ((k)->cuda ? fp_cuda_##op((k)->cuda, __VA_ARGS__) : fp_cpu_##op((k)->cpu, __VA_ARGS__))
+#define CALL(k, op, ...) ((k)->cuda ? cu->op((k)->cuda, __VA_ARGS__) : fp_cpu_##op((k)->cpu, __VA_ARGS__))
 #else
 #define CALL(k, op, ...) fp_cpu_##op((k)->cpu, __VA_ARGS__)
 #endif
@@ -129,7 +235,7 @@ enum fp_status fp_kernels_alloc(struct fp_kernels *k, size_t bytes, void **out)
 	NEED(rounded >= bytes);
 #ifdef FP_HAVE_CUDA
 	if (k->cuda)
-		return fp_cuda_alloc(k->cuda, rounded ? rounded : 256, out);
+		return cu->alloc(k->cuda, rounded ? rounded : 256, out);
 #endif
 	void *p = aligned_alloc(256, rounded ? rounded : 256);
 	if (!p)
@@ -144,7 +250,7 @@ void fp_kernels_free(struct fp_kernels *k, void *p)
 		return;
 #ifdef FP_HAVE_CUDA
 	if (k->cuda) {
-		fp_cuda_free(k->cuda, p);
+		cu->free(k->cuda, p);
 		return;
 	}
 #endif
@@ -156,7 +262,7 @@ enum fp_status fp_kernels_upload(struct fp_kernels *k, void *dst, const void *ho
 	NEED(k && dst && host);
 #ifdef FP_HAVE_CUDA
 	if (k->cuda)
-		return fp_cuda_upload(k->cuda, dst, host, bytes);
+		return cu->upload(k->cuda, dst, host, bytes);
 #endif
 	memmove(dst, host, bytes);
 	return FP_OK;
@@ -167,7 +273,7 @@ enum fp_status fp_kernels_download(struct fp_kernels *k, void *host, const void 
 	NEED(k && src && host);
 #ifdef FP_HAVE_CUDA
 	if (k->cuda)
-		return fp_cuda_download(k->cuda, host, src, bytes);
+		return cu->download(k->cuda, host, src, bytes);
 #endif
 	memmove(host, src, bytes);
 	return FP_OK;
@@ -178,7 +284,7 @@ enum fp_status fp_kernels_zero(struct fp_kernels *k, void *p, size_t bytes)
 	NEED(k && p);
 #ifdef FP_HAVE_CUDA
 	if (k->cuda)
-		return fp_cuda_zero(k->cuda, p, bytes);
+		return cu->zero(k->cuda, p, bytes);
 #endif
 	memset(p, 0, bytes);
 	return FP_OK;
@@ -189,7 +295,7 @@ enum fp_status fp_kernels_sync(struct fp_kernels *k)
 	NEED(k);
 #ifdef FP_HAVE_CUDA
 	if (k->cuda)
-		return fp_cuda_sync(k->cuda);
+		return cu->sync(k->cuda);
 #endif
 	return FP_OK;
 }
