@@ -19,6 +19,7 @@
 #include <ftw.h>
 #include <hdf5.h>
 #include <jansson.h>
+#include <math.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -41,13 +42,16 @@
 #include "fp_cli_schemas.h"
 #include "fp_kernels.h"
 #include "fp_tile_cache.h"
+#include "fp_tls.h"
+#include "fp_wire.h"
 
 const char fp_cmd_doctor_usage[] =
 	"Usage: fedpath doctor [--config site.ini] [--data DIR] [--cert FILE] [--ca FILE]\n"
-	"                      [--key FILE] [--aggregator HOST:PORT] [--json]\n\n"
+	"                      [--key FILE] [--aggregator HOST:PORT] [--server-name NAME] [--json]\n\n"
 	"Checks this site's setup and says what to fix: library versions, GPU and CUDA,\n"
 	"free space in the data folder, the site certificate (validity, expiry, issued\n"
-	"by the study CA), the clock, whether the aggregator answers, and every tile\n"
+	"by the study CA), the clock and its skew from the aggregator's, whether the\n"
+	"aggregator answers, and every tile\n"
 	"cache (*.h5) in the data folder (each tile is read and decoded).\n\n"
 	"  --config FILE         site configuration (schema 'site'); gives site.data_dir\n"
 	"  --data DIR            data folder (overrides site.data_dir; default 'data')\n"
@@ -56,7 +60,11 @@ const char fp_cmd_doctor_usage[] =
 	"                        is verified against it\n"
 	"  --key FILE            this site's private key: must be private (mode 0600)\n"
 	"                        and match --cert\n"
-	"  --aggregator H:P      the aggregator's address; TCP connect, 3 s timeout\n"
+	"  --aggregator H:P      the aggregator's address; TCP connect, 3 s timeout; with\n"
+	"                        --cert, --key and --ca also a mutual-TLS hello that\n"
+	"                        gives the aggregator's time (clock skew)\n"
+	"  --server-name NAME    the DNS name on the aggregator's certificate (default:\n"
+	"                        the host of --aggregator)\n"
 	"  --json                print one JSON object instead of lines\n\n"
 	"Each line: OK, WARN, FAIL or SKIP, the check, what was found; WARN and FAIL\n"
 	"lines are followed by 'fix:' and what to do.\n"
@@ -395,15 +403,63 @@ static int check_aggregator(struct doctor *d, const char *addr)
 	return 1;
 }
 
-/* The aggregator does not report its time on a bare TCP connection, so the
- * check reads the kernel's NTP state: a synchronised clock is what keeps the
- * site within the certificates' validity and the rounds' deadlines. */
-static void check_clock(struct doctor *d, int aggregator_up)
+/* Clock. With the site's certificate, key and CA the check opens a real
+ * mutual-TLS session to the aggregator and reads the time in its HELLO
+ * (protocol field time_unix_ms): the skew is that time minus the midpoint of
+ * this machine's clock around the exchange. Certificates' validity and the
+ * rounds' deadlines depend on it. The kernel's NTP state is reported too. */
+#define SKEW_WARN_MS 2000.0
+#define SKEW_FAIL_MS 60000.0
+
+static double wall_ms_now(void)
 {
-	if (!aggregator_up) {
-		add(d, "clock", D_SKIP, NULL, "aggregator not reachable or not given: skew not checked");
-		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* 1 with *skew_ms set; 0 with why filled. */
+static int aggregator_skew(const char *addr, const char *server_name, const char *cert, const char *key,
+                           const char *ca, double *skew_ms, char *why, size_t n)
+{
+	char host[256], port[16];
+	struct fp_tls_ctx *tls = NULL;
+	struct fp_tls_conn *c = NULL;
+	struct fp_frame fr;
+	ProtobufCMessage *m = NULL;
+	int ok = 0;
+	fp_frame_init(&fr);
+	if (!split_host_port(addr, host, sizeof host, port, sizeof port)) {
+		snprintf(why, n, "'%s' is not HOST:PORT", addr);
+		return 0;
 	}
+	struct fp_tls_config tc = {0, ca, cert, key, NULL, NULL, server_name ? server_name : host, 5000, NULL, NULL};
+	double t0 = wall_ms_now();
+	if (fp_tls_ctx_create(&tc, &tls) != FP_OK || fp_tls_connect(tls, host, atoi(port), &c) != FP_OK ||
+	    fp_msg_recv(fp_tls_conn_io(c), &fr, FP_FRAME_HELLO, &m) != FP_OK) {
+		snprintf(why, n, "%s", fp_error_msg());
+		goto done;
+	}
+	double t1 = wall_ms_now();
+	const Fedpath__Hello *h = (const Fedpath__Hello *)m;
+	if (h->time_unix_ms == 0) {
+		snprintf(why, n, "the aggregator's fedpath (%s) does not report its time", h->software_version);
+		goto done;
+	}
+	*skew_ms = (double)h->time_unix_ms - (t0 + t1) / 2;
+	ok = 1;
+done:
+	fp_msg_free(m);
+	fp_frame_close(&fr);
+	fp_tls_conn_close(c);
+	fp_tls_ctx_destroy(tls);
+	fp_error_clear();
+	return ok;
+}
+
+static void check_clock(struct doctor *d, int aggregator_up, const char *addr, const char *server_name,
+                        const char *cert, const char *key, const char *ca)
+{
 	struct timex tx;
 	memset(&tx, 0, sizeof tx);
 	int state = adjtimex(&tx);
@@ -416,6 +472,27 @@ static void check_clock(struct doctor *d, int aggregator_up)
 		    "this clock is not synchronised by NTP; TLS validity and round deadlines depend on it");
 	} else {
 		add(d, "clock", D_OK, NULL, "synchronised by NTP (estimated error %.1f ms)", (double)tx.esterror / 1000.0);
+	}
+	if (!aggregator_up) {
+		add(d, "clock skew", D_SKIP, NULL, "aggregator not reachable or not given: skew not measured");
+		return;
+	}
+	if (!cert || !key || !ca) {
+		add(d, "clock skew", D_SKIP, NULL, "needs --cert, --key and --ca to ask the aggregator its time");
+		return;
+	}
+	double skew = 0;
+	char why[600];
+	if (!aggregator_skew(addr, server_name, cert, key, ca, &skew, why, sizeof why)) {
+		add(d, "clock skew", D_WARN, "see the certificate and aggregator checks above", "not measured: %.500s", why);
+	} else if (fabs(skew) > SKEW_FAIL_MS) {
+		add(d, "clock skew", D_FAIL, "fix this machine's clock (timedatectl; NTP), or ask the centre to fix theirs",
+		    "this clock differs from the aggregator's by %.1f s", skew / 1e3);
+	} else if (fabs(skew) > SKEW_WARN_MS) {
+		add(d, "clock skew", D_WARN, "enable NTP on this machine (and check the centre's)",
+		    "this clock differs from the aggregator's by %.1f s", skew / 1e3);
+	} else {
+		add(d, "clock skew", D_OK, NULL, "within %.0f ms of the aggregator's clock", fabs(skew));
 	}
 }
 
@@ -564,6 +641,7 @@ static int print_json(const struct doctor *d)
 int fp_cmd_doctor(int argc, char **argv)
 {
 	const char *cmd = "doctor", *config = NULL, *data = NULL, *cert = NULL, *ca = NULL, *agg = NULL, *key = NULL;
+	const char *server_name = NULL;
 	int json = 0;
 	for (int i = 1; i < argc; i++) {
 		const char **slot = NULL;
@@ -573,6 +651,7 @@ int fp_cmd_doctor(int argc, char **argv)
 		else if (strcmp(argv[i], "--ca") == 0) slot = &ca;
 		else if (strcmp(argv[i], "--aggregator") == 0) slot = &agg;
 		else if (strcmp(argv[i], "--key") == 0) slot = &key;
+		else if (strcmp(argv[i], "--server-name") == 0) slot = &server_name;
 		else if (strcmp(argv[i], "--json") == 0) {
 			json = 1;
 			continue;
@@ -600,7 +679,7 @@ int fp_cmd_doctor(int argc, char **argv)
 	check_cert(&d, cert, ca);
 	check_key(&d, key, cert);
 	int up = check_aggregator(&d, agg);
-	check_clock(&d, up);
+	check_clock(&d, up, agg, server_name, cert, key, ca);
 	check_caches(&d, dir, dir_exists);
 
 	int fails = json ? print_json(&d) : print_lines(&d);

@@ -113,6 +113,14 @@ struct server {
 	char results_dir[4200];
 };
 
+/* Wall clock in ms since the epoch, for HELLO (sites' clock-skew checks). */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)(ts.tv_nsec / 1000000);
+}
+
 static double mono_now(void)
 {
 	struct timespec t;
@@ -1104,6 +1112,7 @@ static void results_session(struct server *s, struct fp_tls_conn *c, const char 
 	hello.software_version = (char *)fp_version();
 	hello.config_hash.data = s->plan_hash;
 	hello.config_hash.len = 32;
+	hello.time_unix_ms = wall_ms();
 	FP_CHECK(st, fp_msg_send(io, FP_FRAME_HELLO, &hello.base));
 	FP_CHECK(st, fp_msg_recv(io, &fr, FP_FRAME_HELLO, &m));
 	FP_CHECK(st, fp_tls_conn_check_hello(c, (Fedpath__Hello *)m));
@@ -1163,6 +1172,7 @@ static void session(struct server *s, struct fp_tls_conn *c)
 	hello.software_version = (char *)fp_version();
 	hello.config_hash.data = s->plan_hash;
 	hello.config_hash.len = 32;
+	hello.time_unix_ms = wall_ms();
 	FP_CHECK(st, fp_msg_send(io, FP_FRAME_HELLO, &hello.base));
 	FP_CHECK(st, fp_msg_recv(io, &fr, FP_FRAME_HELLO, &m));
 	st = fp_tls_conn_check_hello(c, (Fedpath__Hello *)m);

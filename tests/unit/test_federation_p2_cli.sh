@@ -176,6 +176,11 @@ fp report --in "$R" --out "$T/report" >/dev/null 2>"$T/report.log" || fail "repo
 fp pki sign --ca "$T/tls" --csr "$T/stat1.csr" --site stat1 --role statistician --out "$T/stat1.crt" \
 	>/dev/null 2>&1 || fail "sign stat1"
 start_agg 0 3 --serve-results
+# `fedpath doctor` at a site reads the aggregator's time from its HELLO (clock skew)
+fp doctor --data "$T/H01" --cert "$T/H01/H01.crt" --key "$T/H01/H01.key" --ca "$T/tls/ca.crt" \
+	--aggregator "127.0.0.1:$PORT" --server-name aggregator.test >"$T/doctor.out" 2>&1
+grep -q "^OK    clock skew   within [0-9]* ms of the aggregator's clock" "$T/doctor.out" ||
+	fail "doctor clock skew: $(grep -A1 'clock skew' "$T/doctor.out")"
 cat >"$T/statistician.ini" <<INI
 [statistician]
 id = stat1
