@@ -136,7 +136,8 @@ void fp_file_writer_abort(struct fp_file_writer *w)
 	memset(w, 0, sizeof *w);
 }
 
-enum fp_status fp_file_writer_commit(struct fp_file_writer *w)
+/* durable: fsync the file before the rename and the folder after it. */
+static enum fp_status writer_finish(struct fp_file_writer *w, int durable)
 {
 	enum fp_status st;
 	if (!w->fp) {
@@ -147,7 +148,7 @@ enum fp_status fp_file_writer_commit(struct fp_file_writer *w)
 		st = FP_FAIL(FP_ERR_IO, "writing %s failed: %s", w->final_path, strerror(errno));
 		goto fail;
 	}
-	if (fsync(fileno(w->fp)) != 0) {
+	if (durable && fsync(fileno(w->fp)) != 0) {
 		st = FP_FAIL(FP_ERR_IO, "fsync of %s failed (data not durable): %s", w->final_path, strerror(errno));
 		goto fail;
 	}
@@ -163,6 +164,10 @@ enum fp_status fp_file_writer_commit(struct fp_file_writer *w)
 	}
 	free(w->tmp_path);
 	w->tmp_path = NULL; /* renamed: nothing to unlink any more */
+	if (!durable) {
+		fp_file_writer_abort(w);
+		return FP_OK;
+	}
 	char *dir = dir_of(w->final_path);
 	if (!dir) {
 		st = FP_FAIL(FP_ERR_NOMEM, "out of memory");
@@ -178,7 +183,12 @@ fail:
 	return st;
 }
 
-enum fp_status fp_file_commit(const char *path, const void *data, size_t len, unsigned mode)
+enum fp_status fp_file_writer_commit(struct fp_file_writer *w)
+{
+	return writer_finish(w, 1);
+}
+
+static enum fp_status write_whole(const char *path, const void *data, size_t len, unsigned mode, int durable)
 {
 	struct fp_file_writer w;
 	FP_TRY(fp_file_writer_open(&w, path, mode));
@@ -187,7 +197,17 @@ enum fp_status fp_file_commit(const char *path, const void *data, size_t len, un
 		fp_file_writer_abort(&w);
 		return st;
 	}
-	return fp_file_writer_commit(&w);
+	return writer_finish(&w, durable);
+}
+
+enum fp_status fp_file_replace(const char *path, const void *data, size_t len, unsigned mode)
+{
+	return write_whole(path, data, len, mode, 0);
+}
+
+enum fp_status fp_file_commit(const char *path, const void *data, size_t len, unsigned mode)
+{
+	return write_whole(path, data, len, mode, 1);
 }
 
 enum fp_status fp_file_publish(const char *tmp_path, const char *final_path)

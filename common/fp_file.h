@@ -35,6 +35,11 @@
 /* Atomically replaces `path` with `len` bytes of `data`, file mode `mode`
  * (e.g. 0644, 0600 for keys). */
 enum fp_status fp_file_commit(const char *path, const void *data, size_t len, unsigned mode);
+/* As fp_file_commit (readers see the old or the new file whole) but without
+ * fsync: after a power loss the old file or neither may remain. Only for
+ * files a process rewrites from its own state (status displays), never for
+ * anything a restart reads. */
+enum fp_status fp_file_replace(const char *path, const void *data, size_t len, unsigned mode);
 
 /* Streaming form, for writers that produce data piece by piece.
  * open -> fwrite to w->fp -> commit (or abort). abort and commit accept a

@@ -200,8 +200,12 @@ static void write_status(struct server *s)
 	                        !s->agg ? "pooling statistics" : s->done && s->part2 && !s->bl_done ? "baselines"
 	                        : s->done ? "done" : "training",
 	                        "updated", now, "sites", sites ? sites : json_array());
-	if (!doc || fp_json_save_file(s->status_path, doc, 0644) != FP_OK)
-		fp_log(FP_LOG_WARN, "aggregate: could not write %s: %s", s->status_path, doc ? fp_error_msg() : "no memory");
+	/* status.json is a display rewritten from memory (never read back): an
+	 * atomic replace without fsync, which cost two fsyncs per update. */
+	char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	if (!text || fp_file_replace(s->status_path, text, strlen(text), 0644) != FP_OK)
+		fp_log(FP_LOG_WARN, "aggregate: could not write %s: %s", s->status_path, text ? fp_error_msg() : "no memory");
+	free(text);
 	json_decref(doc);
 	s->dirty = 0;
 	s->status_written = mono_now();
