@@ -21,7 +21,8 @@ printf '[site]\nid = H01\ndata_dir = %s/data\n' "$T" >site.ini
 grep -q '^OK    tile-caches  2 caches, [1-9][0-9]* tiles, all readable' out || fail "good caches: $(cat out)"
 grep -q '^OK    disk ' out || fail "disk: $(cat out)"
 grep -q '^OK    gpu .*CPU backend will be used' out || grep -q '^OK    gpu ' out || fail "gpu: $(cat out)"
-grep -q '^SKIP  clock .*not checked' out || fail "clock must be skipped without an aggregator: $(cat out)"
+grep -q '^SKIP  clock skew .*not measured' out || fail "clock skew must be skipped without an aggregator: $(cat out)"
+grep -q -E '^(OK|WARN)  +clock +' out || fail "the NTP state must be reported: $(cat out)"
 grep -q '^OK    openssl      OpenSSL 3' out || fail "openssl: $(cat out)"
 grep -q '^FAIL' out && fail "unexpected FAIL: $(cat out)"
 
@@ -97,11 +98,11 @@ openssl ca -config old.cnf -selfsign -keyfile old/k.pem -in old/r.csr -startdate
 [ $? -eq 1 ] || fail "expired certificate must fail: $(cat out)"
 grep -q '^FAIL  certificate  expired.crt (/CN=H01) expired [0-9]* days ago' out || fail "expired line: $(cat out)"
 
-# An aggregator port nobody listens on: FAIL with the firewall hint; clock skipped.
+# An aggregator port nobody listens on: FAIL with the firewall hint; skew skipped.
 "$F" doctor --config site.ini --aggregator 127.0.0.1:1 >out 2>err
 [ $? -eq 1 ] || fail "closed aggregator must fail: $(cat out)"
 grep -q '^FAIL  aggregator   127.0.0.1:1: Connection refused' out || fail "aggregator line: $(cat out)"
-grep -q '^SKIP  clock' out || fail "clock with unreachable aggregator: $(cat out)"
+grep -q '^SKIP  clock skew' out || fail "clock skew with unreachable aggregator: $(cat out)"
 
 # A missing data folder fails; usage errors exit 2.
 "$F" doctor --data "$T/nowhere" >out 2>err
