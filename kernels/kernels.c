@@ -142,6 +142,9 @@ int fp_kernels_cuda_available(void)
 static enum fp_status kernels_open_cuda(struct fp_kernels *k, const struct fp_kernels_options *opt)
 {
 #ifdef FP_HAVE_CUDA
+	/* No NVIDIA device node: say so without loading cuBLAS/cuDNN (the module). */
+	if (access("/dev/nvidiactl", F_OK) != 0 && !getenv("FEDPATH_CUDA_MODULE"))
+		return FP_FAIL(FP_ERR_BACKEND, "kernels: no NVIDIA GPU on this machine (/dev/nvidiactl is absent)");
 	if (!cuda_api())
 		return FP_FAIL(FP_ERR_BACKEND, "kernels: the CUDA backend module could not be loaded: %s", cu_why);
 	enum fp_status st = cu->create(opt->device, opt->deterministic, opt->mixed, &k->cuda);

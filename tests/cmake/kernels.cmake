@@ -17,7 +17,10 @@ fp_add_test_file(${CMAKE_CURRENT_SOURCE_DIR}/unit/test_kernels.c LIBS fp::kernel
 fp_add_test_file(${CMAKE_CURRENT_SOURCE_DIR}/unit/test_kernels_grad.c LIBS fp::kernels)
 fp_add_test_file(${CMAKE_CURRENT_SOURCE_DIR}/unit/test_kernels_golden.c LIBS fp_kernels_testnet
                  LABELS reference GPU_CASES ${_fp_kernels_golden_gpu})
-foreach(_c ${_fp_kernels_gpu} cuda_request_falls_back_to_cpu)
+if(FP_HAVE_CUDA AND TARGET fp_cuda)
+  target_compile_definitions(test_kernels PRIVATE FP_TEST_CUDA_MODULE="$<TARGET_FILE:fp_cuda>")
+endif()
+foreach(_c ${_fp_kernels_gpu} cuda_request_falls_back_to_cpu cuda_module_loads_and_reports)
   set_tests_properties(test_kernels.${_c} PROPERTIES SKIP_RETURN_CODE 77)
 endforeach()
 foreach(_c ${_fp_kernels_golden_gpu})

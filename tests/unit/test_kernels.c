@@ -544,6 +544,33 @@ FP_TEST(cuda_request_falls_back_to_cpu)
 	CHECK(k == NULL);
 }
 
+/* The CUDA backend is a module loaded at run time (kernels/cuda_api.h): it
+ * loads, and an error it raises (here: no device) reaches the host's error
+ * context, so the user reads why. On a GPU machine it simply opens. */
+FP_TEST(cuda_module_loads_and_reports)
+{
+#ifndef FP_TEST_CUDA_MODULE
+	printf("skipped: this build has no CUDA module\n");
+	exit(77);
+#else
+	struct fp_kernels_options o;
+	struct fp_kernels *k = NULL;
+	fp_kernels_options_default(&o);
+	o.backend = FP_BACKEND_CUDA;
+	o.require = 1;
+	CHECK(setenv("FEDPATH_CUDA_MODULE", FP_TEST_CUDA_MODULE, 1) == 0);
+	enum fp_status st = fp_kernels_create(&o, &k);
+	if (st == FP_OK) {
+		CHECK_INT_EQ(fp_kernels_backend(k), FP_BACKEND_CUDA);
+		fp_kernels_destroy(k);
+		return;
+	}
+	CHECK_INT_EQ(st, FP_ERR_BACKEND);
+	CHECK_MSG(strstr(fp_error_msg(), "no CUDA device") != NULL, "message: %s", fp_error_msg());
+	CHECK(k == NULL);
+#endif
+}
+
 FP_TEST(bad_shapes_are_refused)
 {
 	struct fp_kernels *k = open_backend(0, 1);
