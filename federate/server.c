@@ -1100,6 +1100,20 @@ static enum fp_status send_results(struct server *s, const struct fp_io *io)
 	return FP_OK;
 }
 
+/* The aggregator's HELLO: its plan hash and its clock (sites' skew checks). */
+static enum fp_status send_hello(const struct server *s, const struct fp_io *io)
+{
+	Fedpath__Hello hello = FEDPATH__HELLO__INIT;
+	hello.protocol_version = FP_PROTO_VERSION;
+	hello.site_id = "aggregator";
+	hello.role = "server";
+	hello.software_version = (char *)fp_version();
+	hello.config_hash.data = (uint8_t *)s->plan_hash;
+	hello.config_hash.len = 32;
+	hello.time_unix_ms = wall_ms();
+	return fp_msg_send(io, FP_FRAME_HELLO, &hello.base);
+}
+
 /* A statistician's connection: results only. Anything else is refused,
  * audited, and ends the connection. */
 static void results_session(struct server *s, struct fp_tls_conn *c, const char *peer)
@@ -1109,15 +1123,7 @@ static void results_session(struct server *s, struct fp_tls_conn *c, const char 
 	ProtobufCMessage *m = NULL;
 	enum fp_status st;
 	fp_frame_init(&fr);
-	Fedpath__Hello hello = FEDPATH__HELLO__INIT;
-	hello.protocol_version = FP_PROTO_VERSION;
-	hello.site_id = "aggregator";
-	hello.role = "server";
-	hello.software_version = (char *)fp_version();
-	hello.config_hash.data = s->plan_hash;
-	hello.config_hash.len = 32;
-	hello.time_unix_ms = wall_ms();
-	FP_CHECK(st, fp_msg_send(io, FP_FRAME_HELLO, &hello.base));
+	FP_CHECK(st, send_hello(s, io));
 	FP_CHECK(st, fp_msg_recv(io, &fr, FP_FRAME_HELLO, &m));
 	FP_CHECK(st, fp_tls_conn_check_hello(c, (Fedpath__Hello *)m));
 	fp_msg_free(m);
@@ -1169,15 +1175,7 @@ static void session(struct server *s, struct fp_tls_conn *c)
 		fp_msg_send_error(io, FP_ERR_AUTH, "only sites take part in rounds");
 		goto done;
 	}
-	Fedpath__Hello hello = FEDPATH__HELLO__INIT;
-	hello.protocol_version = FP_PROTO_VERSION;
-	hello.site_id = "aggregator";
-	hello.role = "server";
-	hello.software_version = (char *)fp_version();
-	hello.config_hash.data = s->plan_hash;
-	hello.config_hash.len = 32;
-	hello.time_unix_ms = wall_ms();
-	FP_CHECK(st, fp_msg_send(io, FP_FRAME_HELLO, &hello.base));
+	FP_CHECK(st, send_hello(s, io));
 	FP_CHECK(st, fp_msg_recv(io, &fr, FP_FRAME_HELLO, &m));
 	st = fp_tls_conn_check_hello(c, (Fedpath__Hello *)m);
 	if (st != FP_OK) { /* logged and audited by fp_tls; the peer hears why */
