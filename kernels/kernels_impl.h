@@ -39,85 +39,55 @@ enum fp_status fp_cuda_download(struct fp_cuda *be, void *host, const void *src,
 enum fp_status fp_cuda_zero(struct fp_cuda *be, void *p, size_t bytes);
 enum fp_status fp_cuda_sync(struct fp_cuda *c);
 
-enum fp_status fp_cpu_accumulate(struct fp_cpu *be, float *y, const float *x, size_t n);
-enum fp_status fp_cpu_add(struct fp_cpu *be, float *y, const float *a, const float *b, size_t n);
-enum fp_status fp_cpu_scale(struct fp_cpu *be, float *x, size_t n, float s);
-enum fp_status fp_cpu_relu_forward(struct fp_cpu *be, float *y, const float *x, size_t n);
-enum fp_status fp_cpu_relu_backward(struct fp_cpu *be, float *dx, const float *dy, const float *y, size_t n);
-enum fp_status fp_cpu_gelu_forward(struct fp_cpu *be, float *y, const float *x, size_t n);
-enum fp_status fp_cpu_gelu_backward(struct fp_cpu *be, float *dx, const float *dy, const float *x, size_t n);
-enum fp_status fp_cpu_dropout_forward(struct fp_cpu *be, float *y, const float *x, size_t n, float p, uint64_t seed);
-enum fp_status fp_cpu_conv2d_forward(struct fp_cpu *be, const struct fp_conv2d_shape *s, float *y, const float *x, const float *w, const float *b);
-enum fp_status fp_cpu_conv2d_backward(struct fp_cpu *be, const struct fp_conv2d_shape *s, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w);
-enum fp_status fp_cpu_maxpool2d_forward(struct fp_cpu *be, const struct fp_pool2d_shape *s, float *y, const float *x);
-enum fp_status fp_cpu_maxpool2d_backward(struct fp_cpu *be, const struct fp_pool2d_shape *s, float *dx, const float *dy, const float *x);
-enum fp_status fp_cpu_avgpool2d_forward(struct fp_cpu *be, const struct fp_pool2d_shape *s, float *y, const float *x);
-enum fp_status fp_cpu_avgpool2d_backward(struct fp_cpu *be, const struct fp_pool2d_shape *s, float *dx, const float *dy);
-enum fp_status fp_cpu_gap_forward(struct fp_cpu *be, float *y, const float *x, int n, int cc, int hw);
-enum fp_status fp_cpu_gap_backward(struct fp_cpu *be, float *dx, const float *dy, int n, int cc, int hw);
-enum fp_status fp_cpu_linear_forward(struct fp_cpu *be, float *y, const float *x, const float *w, const float *b, int n, int in, int out);
-enum fp_status fp_cpu_linear_backward(struct fp_cpu *be, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int n, int in, int out);
-enum fp_status fp_cpu_groupnorm_forward(struct fp_cpu *be, float *y, float *mean, float *rstd, const float *x, const float *gamma, const float *beta, int n, int cc, int hw, int groups, float eps);
-enum fp_status fp_cpu_groupnorm_backward(struct fp_cpu *be, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, int n, int cc, int hw, int groups);
-enum fp_status fp_cpu_batchnorm_forward(struct fp_cpu *be, float *y, float *mean, float *rstd, float *running_mean, float *running_var, const float *x, const float *gamma, const float *beta, int n, int cc, int hw, float eps, float momentum);
-enum fp_status fp_cpu_batchnorm_infer(struct fp_cpu *be, float *y, const float *x, const float *running_mean, const float *running_var, const float *gamma, const float *beta, int n, int cc, int hw, float eps);
-enum fp_status fp_cpu_batchnorm_backward(struct fp_cpu *be, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, int n, int cc, int hw);
-enum fp_status fp_cpu_softmax_xent_forward(struct fp_cpu *be, float *loss, float *probs, const float *logits, const int32_t *labels, const float *class_w, int n, int cc);
-enum fp_status fp_cpu_softmax_xent_backward(struct fp_cpu *be, float *dlogits, const float *probs, const int32_t *labels, const float *class_w, int n, int cc, float dloss);
-enum fp_status fp_cpu_bce_forward(struct fp_cpu *be, float *loss, const float *logits, const float *targets, int n);
-enum fp_status fp_cpu_bce_backward(struct fp_cpu *be, float *dlogits, const float *logits, const float *targets, int n, float dloss);
-enum fp_status fp_cpu_mse_forward(struct fp_cpu *be, float *loss, const float *pred, const float *target, int n);
-enum fp_status fp_cpu_mse_backward(struct fp_cpu *be, float *dpred, const float *pred, const float *target, int n, float dloss);
-enum fp_status fp_cpu_cox_forward(struct fp_cpu *be, float *loss, const float *eta, const float *time, const float *event, const float *weight, int n, enum fp_cox_ties ties, enum fp_cox_reduction red);
-enum fp_status fp_cpu_cox_backward(struct fp_cpu *be, float *deta, const float *eta, const float *time, const float *event, const float *weight, int n, enum fp_cox_ties ties, enum fp_cox_reduction red, float dloss);
-enum fp_status fp_cpu_attnpool_forward(struct fp_cpu *be, float *m, float *a, float *ws, const float *h, const float *V, const float *bv, const float *U, const float *bu, const float *w, int n, int l, int d);
-enum fp_status fp_cpu_attnpool_backward(struct fp_cpu *be, float *dh, float *dV, float *dbv, float *dU, float *dbu, float *dw, const float *dm, const float *a, float *ws, const float *h, const float *V, const float *U, const float *w, int n, int l, int d);
-enum fp_status fp_cpu_adamw_update(struct fp_cpu *be, float *p, const float *g, float *m, float *v, size_t n, const struct fp_adamw *o, int decay, float grad_scale);
-enum fp_status fp_cpu_sgd_update(struct fp_cpu *be, float *p, const float *g, float *buf, size_t n, float lr, float momentum, float weight_decay, int decay, float grad_scale);
-enum fp_status fp_cpu_sumsq(struct fp_cpu *be, const float *x, size_t n, double *host_acc);
-enum fp_status fp_cpu_weighted_sum(struct fp_cpu *be, float *out, const float *xs, const float *host_w, int kcount, size_t p);
-enum fp_status fp_cpu_coord_median(struct fp_cpu *be, float *out, const float *xs, int kcount, size_t p);
-enum fp_status fp_cpu_trimmed_mean(struct fp_cpu *be, float *out, const float *xs, int kcount, size_t p, int trim);
+/* The ops, once: X(name, (arguments after the backend handle)). Each
+ * backend implements fp_<backend>_<name>(its handle, arguments); kernels.c
+ * dispatches through CALL, the CUDA module through struct fp_cuda_api. */
+#define FP_KERNEL_OPS(X) \
+	X(accumulate, (float *y, const float *x, size_t n)) \
+	X(add, (float *y, const float *a, const float *b, size_t n)) \
+	X(scale, (float *x, size_t n, float s)) \
+	X(relu_forward, (float *y, const float *x, size_t n)) \
+	X(relu_backward, (float *dx, const float *dy, const float *y, size_t n)) \
+	X(gelu_forward, (float *y, const float *x, size_t n)) \
+	X(gelu_backward, (float *dx, const float *dy, const float *x, size_t n)) \
+	X(dropout_forward, (float *y, const float *x, size_t n, float p, uint64_t seed)) \
+	X(conv2d_forward, (const struct fp_conv2d_shape *s, float *y, const float *x, const float *w, const float *b)) \
+	X(conv2d_backward, (const struct fp_conv2d_shape *s, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w)) \
+	X(maxpool2d_forward, (const struct fp_pool2d_shape *s, float *y, const float *x)) \
+	X(maxpool2d_backward, (const struct fp_pool2d_shape *s, float *dx, const float *dy, const float *x)) \
+	X(avgpool2d_forward, (const struct fp_pool2d_shape *s, float *y, const float *x)) \
+	X(avgpool2d_backward, (const struct fp_pool2d_shape *s, float *dx, const float *dy)) \
+	X(gap_forward, (float *y, const float *x, int n, int cc, int hw)) \
+	X(gap_backward, (float *dx, const float *dy, int n, int cc, int hw)) \
+	X(linear_forward, (float *y, const float *x, const float *w, const float *b, int n, int in, int out)) \
+	X(linear_backward, (float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int n, int in, int out)) \
+	X(groupnorm_forward, (float *y, float *mean, float *rstd, const float *x, const float *gamma, const float *beta, int n, int cc, int hw, int groups, float eps)) \
+	X(groupnorm_backward, (float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, int n, int cc, int hw, int groups)) \
+	X(batchnorm_forward, (float *y, float *mean, float *rstd, float *running_mean, float *running_var, const float *x, const float *gamma, const float *beta, int n, int cc, int hw, float eps, float momentum)) \
+	X(batchnorm_infer, (float *y, const float *x, const float *running_mean, const float *running_var, const float *gamma, const float *beta, int n, int cc, int hw, float eps)) \
+	X(batchnorm_backward, (float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, int n, int cc, int hw)) \
+	X(softmax_xent_forward, (float *loss, float *probs, const float *logits, const int32_t *labels, const float *class_w, int n, int cc)) \
+	X(softmax_xent_backward, (float *dlogits, const float *probs, const int32_t *labels, const float *class_w, int n, int cc, float dloss)) \
+	X(bce_forward, (float *loss, const float *logits, const float *targets, int n)) \
+	X(bce_backward, (float *dlogits, const float *logits, const float *targets, int n, float dloss)) \
+	X(mse_forward, (float *loss, const float *pred, const float *target, int n)) \
+	X(mse_backward, (float *dpred, const float *pred, const float *target, int n, float dloss)) \
+	X(cox_forward, (float *loss, const float *eta, const float *time, const float *event, const float *weight, int n, enum fp_cox_ties ties, enum fp_cox_reduction red)) \
+	X(cox_backward, (float *deta, const float *eta, const float *time, const float *event, const float *weight, int n, enum fp_cox_ties ties, enum fp_cox_reduction red, float dloss)) \
+	X(attnpool_forward, (float *m, float *a, float *ws, const float *h, const float *V, const float *bv, const float *U, const float *bu, const float *w, int n, int l, int d)) \
+	X(attnpool_backward, (float *dh, float *dV, float *dbv, float *dU, float *dbu, float *dw, const float *dm, const float *a, float *ws, const float *h, const float *V, const float *U, const float *w, int n, int l, int d)) \
+	X(adamw_update, (float *p, const float *g, float *m, float *v, size_t n, const struct fp_adamw *o, int decay, float grad_scale)) \
+	X(sgd_update, (float *p, const float *g, float *buf, size_t n, float lr, float momentum, float weight_decay, int decay, float grad_scale)) \
+	X(sumsq, (const float *x, size_t n, double *host_acc)) \
+	X(weighted_sum, (float *out, const float *xs, const float *host_w, int kcount, size_t p)) \
+	X(coord_median, (float *out, const float *xs, int kcount, size_t p)) \
+	X(trimmed_mean, (float *out, const float *xs, int kcount, size_t p, int trim))
 
-enum fp_status fp_cuda_accumulate(struct fp_cuda *be, float *y, const float *x, size_t n);
-enum fp_status fp_cuda_add(struct fp_cuda *be, float *y, const float *a, const float *b, size_t n);
-enum fp_status fp_cuda_scale(struct fp_cuda *be, float *x, size_t n, float s);
-enum fp_status fp_cuda_relu_forward(struct fp_cuda *be, float *y, const float *x, size_t n);
-enum fp_status fp_cuda_relu_backward(struct fp_cuda *be, float *dx, const float *dy, const float *y, size_t n);
-enum fp_status fp_cuda_gelu_forward(struct fp_cuda *be, float *y, const float *x, size_t n);
-enum fp_status fp_cuda_gelu_backward(struct fp_cuda *be, float *dx, const float *dy, const float *x, size_t n);
-enum fp_status fp_cuda_dropout_forward(struct fp_cuda *be, float *y, const float *x, size_t n, float p, uint64_t seed);
-enum fp_status fp_cuda_conv2d_forward(struct fp_cuda *be, const struct fp_conv2d_shape *s, float *y, const float *x, const float *w, const float *b);
-enum fp_status fp_cuda_conv2d_backward(struct fp_cuda *be, const struct fp_conv2d_shape *s, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w);
-enum fp_status fp_cuda_maxpool2d_forward(struct fp_cuda *be, const struct fp_pool2d_shape *s, float *y, const float *x);
-enum fp_status fp_cuda_maxpool2d_backward(struct fp_cuda *be, const struct fp_pool2d_shape *s, float *dx, const float *dy, const float *x);
-enum fp_status fp_cuda_avgpool2d_forward(struct fp_cuda *be, const struct fp_pool2d_shape *s, float *y, const float *x);
-enum fp_status fp_cuda_avgpool2d_backward(struct fp_cuda *be, const struct fp_pool2d_shape *s, float *dx, const float *dy);
-enum fp_status fp_cuda_gap_forward(struct fp_cuda *be, float *y, const float *x, int n, int cc, int hw);
-enum fp_status fp_cuda_gap_backward(struct fp_cuda *be, float *dx, const float *dy, int n, int cc, int hw);
-enum fp_status fp_cuda_linear_forward(struct fp_cuda *be, float *y, const float *x, const float *w, const float *b, int n, int in, int out);
-enum fp_status fp_cuda_linear_backward(struct fp_cuda *be, float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int n, int in, int out);
-enum fp_status fp_cuda_groupnorm_forward(struct fp_cuda *be, float *y, float *mean, float *rstd, const float *x, const float *gamma, const float *beta, int n, int cc, int hw, int groups, float eps);
-enum fp_status fp_cuda_groupnorm_backward(struct fp_cuda *be, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, int n, int cc, int hw, int groups);
-enum fp_status fp_cuda_batchnorm_forward(struct fp_cuda *be, float *y, float *mean, float *rstd, float *running_mean, float *running_var, const float *x, const float *gamma, const float *beta, int n, int cc, int hw, float eps, float momentum);
-enum fp_status fp_cuda_batchnorm_infer(struct fp_cuda *be, float *y, const float *x, const float *running_mean, const float *running_var, const float *gamma, const float *beta, int n, int cc, int hw, float eps);
-enum fp_status fp_cuda_batchnorm_backward(struct fp_cuda *be, float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *mean, const float *rstd, const float *gamma, int n, int cc, int hw);
-enum fp_status fp_cuda_softmax_xent_forward(struct fp_cuda *be, float *loss, float *probs, const float *logits, const int32_t *labels, const float *class_w, int n, int cc);
-enum fp_status fp_cuda_softmax_xent_backward(struct fp_cuda *be, float *dlogits, const float *probs, const int32_t *labels, const float *class_w, int n, int cc, float dloss);
-enum fp_status fp_cuda_bce_forward(struct fp_cuda *be, float *loss, const float *logits, const float *targets, int n);
-enum fp_status fp_cuda_bce_backward(struct fp_cuda *be, float *dlogits, const float *logits, const float *targets, int n, float dloss);
-enum fp_status fp_cuda_mse_forward(struct fp_cuda *be, float *loss, const float *pred, const float *target, int n);
-enum fp_status fp_cuda_mse_backward(struct fp_cuda *be, float *dpred, const float *pred, const float *target, int n, float dloss);
-enum fp_status fp_cuda_cox_forward(struct fp_cuda *be, float *loss, const float *eta, const float *time, const float *event, const float *weight, int n, enum fp_cox_ties ties, enum fp_cox_reduction red);
-enum fp_status fp_cuda_cox_backward(struct fp_cuda *be, float *deta, const float *eta, const float *time, const float *event, const float *weight, int n, enum fp_cox_ties ties, enum fp_cox_reduction red, float dloss);
-enum fp_status fp_cuda_attnpool_forward(struct fp_cuda *be, float *m, float *a, float *ws, const float *h, const float *V, const float *bv, const float *U, const float *bu, const float *w, int n, int l, int d);
-enum fp_status fp_cuda_attnpool_backward(struct fp_cuda *be, float *dh, float *dV, float *dbv, float *dU, float *dbu, float *dw, const float *dm, const float *a, float *ws, const float *h, const float *V, const float *U, const float *w, int n, int l, int d);
-enum fp_status fp_cuda_adamw_update(struct fp_cuda *be, float *p, const float *g, float *m, float *v, size_t n, const struct fp_adamw *o, int decay, float grad_scale);
-enum fp_status fp_cuda_sgd_update(struct fp_cuda *be, float *p, const float *g, float *buf, size_t n, float lr, float momentum, float weight_decay, int decay, float grad_scale);
-enum fp_status fp_cuda_sumsq(struct fp_cuda *be, const float *x, size_t n, double *host_acc);
-enum fp_status fp_cuda_weighted_sum(struct fp_cuda *be, float *out, const float *xs, const float *host_w, int kcount, size_t p);
-enum fp_status fp_cuda_coord_median(struct fp_cuda *be, float *out, const float *xs, int kcount, size_t p);
-enum fp_status fp_cuda_trimmed_mean(struct fp_cuda *be, float *out, const float *xs, int kcount, size_t p, int trim);
+#define FP_UNPAREN(...) __VA_ARGS__
+#define FP_DECLARE_CPU_OP(name, args) enum fp_status fp_cpu_##name(struct fp_cpu *be, FP_UNPAREN args);
+#define FP_DECLARE_CUDA_OP(name, args) enum fp_status fp_cuda_##name(struct fp_cuda *be, FP_UNPAREN args);
+FP_KERNEL_OPS(FP_DECLARE_CPU_OP)
+FP_KERNEL_OPS(FP_DECLARE_CUDA_OP)
 
 #ifdef __cplusplus
 }
