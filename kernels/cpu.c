@@ -899,6 +899,18 @@ enum fp_status fp_cpu_weighted_sum(struct fp_cpu *c, float *out, const float *xs
 	return FP_OK;
 }
 
+enum fp_status fp_cpu_mean_rows(struct fp_cpu *c, float *out, const float *xs, int kcount, size_t p)
+{
+	(void)c;
+	PAR_FOR for (size_t j = 0; j < p; j++) {
+		double acc = 0;
+		for (int k = 0; k < kcount; k++)
+			acc += xs[(size_t)k * p + j];
+		out[j] = (float)(acc / kcount);
+	}
+	return FP_OK;
+}
+
 /* Insertion sort of a K-column: K is the number of sites (tens). */
 static void sort_small(float *v, int k)
 {

@@ -22,7 +22,7 @@ extern "C" {
 
 #include "fp_log.h" /* common/ headers are C */
 
-#define FP_CUDA_API_VERSION 1
+#define FP_CUDA_API_VERSION 2 /* 2: mean_rows, augment_tiles */
 
 struct fp_cuda_api {
 	int version; /* FP_CUDA_API_VERSION */

@@ -173,14 +173,14 @@ void fp_cuda_free(struct fp_cuda *be, void *p)
 
 enum fp_status fp_cuda_upload(struct fp_cuda *be, void *dst, const void *host, size_t bytes)
 {
-	CU(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, be->stream));
+	CU(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyDefault, be->stream)); /* host or device source */
 	CU(cudaStreamSynchronize(be->stream));
 	return FP_OK;
 }
 
 enum fp_status fp_cuda_download(struct fp_cuda *be, void *host, const void *src, size_t bytes)
 {
-	CU(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, be->stream));
+	CU(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDefault, be->stream)); /* host or device target */
 	CU(cudaStreamSynchronize(be->stream));
 	return FP_OK;
 }
@@ -1222,6 +1222,23 @@ enum fp_status fp_cuda_weighted_sum(struct fp_cuda *be, float *out, const float 
 		w[k] = host_w[k];
 	FP_TRY(fp_cuda_upload(be, be->dscratch, w, sizeof(double) * kcount));
 	k_wsum<<<EW(p)>>>(out, xs, be->dscratch, kcount, p);
+	LAUNCHED();
+	return FP_OK;
+}
+
+__global__ void k_mean_rows(float *out, const float *xs, int kc, size_t p)
+{
+	FOR_N(j, p) {
+		double acc = 0;
+		for (int k = 0; k < kc; k++)
+			acc += xs[(size_t)k * p + j];
+		out[j] = (float)(acc / kc); /* adds and one IEEE division: the CPU's bits */
+	}
+}
+
+enum fp_status fp_cuda_mean_rows(struct fp_cuda *be, float *out, const float *xs, int kcount, size_t p)
+{
+	k_mean_rows<<<EW(p)>>>(out, xs, kcount, p);
 	LAUNCHED();
 	return FP_OK;
 }

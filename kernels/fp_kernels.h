@@ -73,6 +73,9 @@ int fp_kernels_cuda_available(void);
 /* Backend memory, `bytes` long, 256-byte aligned, uninitialised. */
 enum fp_status fp_kernels_alloc(struct fp_kernels *k, size_t bytes, void **out);
 void fp_kernels_free(struct fp_kernels *k, void *p);
+/* `host` may also be memory of this backend: then the copy stays inside it
+ * (device to device on a GPU), so a stage that takes host input can be
+ * handed the output of an op on the backend without a round trip. */
 enum fp_status fp_kernels_upload(struct fp_kernels *k, void *dst, const void *host, size_t bytes);
 enum fp_status fp_kernels_download(struct fp_kernels *k, void *host, const void *src, size_t bytes);
 enum fp_status fp_kernels_zero(struct fp_kernels *k, void *p, size_t bytes);
@@ -255,5 +258,40 @@ enum fp_status fp_k_coord_median(struct fp_kernels *k, float *out, const float *
 enum fp_status fp_k_trimmed_mean(struct fp_kernels *k, float *out, const float *xs, int kcount, size_t p, int trim);
 /* *host_norm = ||x||_2, double, fixed order. */
 enum fp_status fp_k_l2_norm(struct fp_kernels *k, const float *x, size_t n, double *host_norm);
+/* out: (P) = (sum_k xs[k] in double, k = 0, 1, ... in order) / K, rounded
+ * once to float: the data-parallel gradient mean (train/dist.c), the same
+ * bits on both backends and as the host loop it replaces. */
+enum fp_status fp_k_mean_rows(struct fp_kernels *k, float *out, const float *xs, int kcount, size_t p);
+
+/* ---- tile pixels -> network input, with training augmentation ----
+ * One tile's random draws, made by the caller (train/augment.c draws them
+ * from its seeded stream on the host, so both backends see the same ones).
+ * Output pixel (ox, oy) reads source pixel (u, v): start at (ox, oy),
+ * rotate `rot90` quarter turns (u, v) <- (S-1-v, u), then mirror u when
+ * flip_h and v when flip_v. The source is the mean of its f x f box of the
+ * tile (f = T / S), in [0, 1]. With hed: optical density -> H, E, DAB
+ * concentrations (Ruifrok & Johnston's vectors, as scikit-image's rgb2hed),
+ * each c * hed_scale + hed_shift, back to RGB (Tellez et al. 2018). Then,
+ * unless brightness == 0 and contrast == 1, per channel
+ * v = clamp((v - mean) * contrast + mean + brightness, 0, 1) with the mean
+ * over the tile before this step. All in double, rounded once per pixel. */
+struct fp_tile_aug {
+	int flip_h, flip_v;     /* 0 or 1 */
+	int rot90;              /* quarter turns, 0..3 */
+	int hed;                /* 1: apply hed_scale, hed_shift */
+	double hed_scale[3], hed_shift[3];
+	double brightness, contrast;
+};
+/* The identity (no flip, rotation, stain or colour change). */
+void fp_tile_aug_identity(struct fp_tile_aug *a);
+/* x: (N, 3, S, S) backend floats from rgb: (N, T, T, 3) backend uint8 (T a
+ * multiple of S); aug: (N) host draws, or NULL for the identity. On a GPU the
+ * tiles travel as uint8 (a quarter of the float input) and the pixel work
+ * runs there; results equal the CPU's to 1e-5 absolute (libm vs CUDA
+ * log/exp ulps, the order of the mean's sum). */
+enum fp_status fp_k_augment_tiles(struct fp_kernels *k, float *x, const uint8_t *rgb,
+                                  const struct fp_tile_aug *aug, int n, int t, int s);
+/* The CPU op on one tile, without a handle (host memory; aug NULL = identity). */
+enum fp_status fp_kernels_augment_tile(float *x, const uint8_t *rgb, const struct fp_tile_aug *aug, int t, int s);
 
 #endif

@@ -652,6 +652,26 @@ enum fp_status fp_k_trimmed_mean(struct fp_kernels *k, float *out, const float *
 	return CALL(k, trimmed_mean, out, xs, kcount, p, trim);
 }
 
+enum fp_status fp_k_mean_rows(struct fp_kernels *k, float *out, const float *xs, int kcount, size_t p)
+{
+	NEED(k && out && xs && kcount > 0);
+	return CALL(k, mean_rows, out, xs, kcount, p);
+}
+
+enum fp_status fp_k_augment_tiles(struct fp_kernels *k, float *x, const uint8_t *rgb,
+                                  const struct fp_tile_aug *aug, int n, int t, int s)
+{
+	NEED(k && x && rgb && n > 0 && s > 0 && t > 0);
+	if (t % s)
+		return FP_FAIL(FP_ERR_INVALID_ARG, "kernels: augment: %d px tiles cannot be box-filtered to %d px "
+		               "(need an integer factor)", t, s);
+	for (int i = 0; aug && i < n; i++)
+		if (aug[i].rot90 < 0 || aug[i].rot90 > 3 || (aug[i].flip_h | aug[i].flip_v) & ~1)
+			return FP_FAIL(FP_ERR_INVALID_ARG, "kernels: augment: tile %d: rot90 %d (0..3), flips %d/%d (0/1)", i,
+			               aug[i].rot90, aug[i].flip_h, aug[i].flip_v);
+	return CALL(k, augment_tiles, x, rgb, aug, n, t, s);
+}
+
 enum fp_status fp_k_l2_norm(struct fp_kernels *k, const float *x, size_t n, double *host_norm)
 {
 	double acc = 0;

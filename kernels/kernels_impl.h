@@ -81,7 +81,9 @@ enum fp_status fp_cuda_sync(struct fp_cuda *c);
 	X(sumsq, (const float *x, size_t n, double *host_acc)) \
 	X(weighted_sum, (float *out, const float *xs, const float *host_w, int kcount, size_t p)) \
 	X(coord_median, (float *out, const float *xs, int kcount, size_t p)) \
-	X(trimmed_mean, (float *out, const float *xs, int kcount, size_t p, int trim))
+	X(trimmed_mean, (float *out, const float *xs, int kcount, size_t p, int trim)) \
+	X(mean_rows, (float *out, const float *xs, int kcount, size_t p)) \
+	X(augment_tiles, (float *x, const uint8_t *rgb, const struct fp_tile_aug *host_aug, int n, int t, int s))
 
 #define FP_UNPAREN(...) __VA_ARGS__
 #define FP_DECLARE_CPU_OP(name, args) enum fp_status fp_cpu_##name(struct fp_cpu *be, FP_UNPAREN args);

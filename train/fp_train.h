@@ -10,7 +10,8 @@
  * allocation of 4 x n_params floats (AdamW m and v or SGD momentum, the
  * FedProx anchor, a work vector), sized once; a step never allocates.
  *
- * One step: upload the batch, forward, softmax cross-entropy, backward;
+ * One step: upload the batch (or its uint8 tiles, augmented on the backend:
+ * fp_trainer_step_tiles), forward, softmax cross-entropy, backward;
  * (data-parallel) the gradient reducer; FedProx term mu (w - w_anchor);
  * global-norm clipping; the optimiser update at lr(step); step + 1.
  *
@@ -97,6 +98,18 @@ enum fp_status fp_trainer_reset(struct fp_trainer *t);
 /* One step on x: (n, 3, S, S) host floats, labels: (n). */
 enum fp_status fp_trainer_step(struct fp_trainer *t, const float *x, const int32_t *labels, int n,
                                struct fp_step_stats *st);
+
+/* One step from tile pixels: rgb: (n, T, T, 3) uint8 host (T a multiple of
+ * the model's input size S), aug: (n) per-tile draws (fp_augment_draw in
+ * train/) or NULL for none. The backend box-filters and augments them into
+ * the model's input (fp_k_augment_tiles): on a GPU the uint8 tiles are
+ * uploaded (a quarter of the float bytes) and the pixel work runs there; on
+ * the CPU the input equals fp_tile_to_input's bit for bit, so this step
+ * equals fp_trainer_step on that input. The first call, or one with larger
+ * tiles, sizes the trainer's pixel buffers; later calls do not allocate. */
+enum fp_status fp_trainer_step_tiles(struct fp_trainer *t, const uint8_t *rgb, uint32_t tile,
+                                     const struct fp_tile_aug *aug, const int32_t *labels, int n,
+                                     struct fp_step_stats *st);
 
 /* ---- checkpoints (HDF5; layout in docs/TRAINING.md) ---- */
 

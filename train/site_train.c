@@ -7,7 +7,10 @@
  * the training part, then a tile of that class). With K MPI ranks, rank r
  * takes draws [r B/K, (r+1) B/K). An epoch is ceil(training tiles / B) steps.
  * A background thread (data/'s prefetcher) decodes the next batch while the
- * current one trains.
+ * current one trains. Augmentation: the draws of each sample come from the
+ * seeded stream on the host (fp_augment_draw); the pixel work runs on the
+ * training backend (fp_trainer_step_tiles: on a GPU the uint8 tiles are
+ * uploaded and augmented there).
  */
 #include <math.h>
 #include <stdio.h>
@@ -50,6 +53,7 @@ struct run {
 	int32_t *y;
 	uint8_t *rgb;
 	float *probs;
+	struct fp_tile_aug *draws; /* (local_batch) augmentation of the current step */
 };
 
 /* Index into data's tiles of draw b of step s. */
@@ -109,15 +113,22 @@ fail:
 	return st;
 }
 
-/* Fills r->x, r->y for the local share of step `step` from prefetched rgb. */
-static enum fp_status make_inputs(struct run *r, long step, const uint8_t *rgb, size_t count, int augment)
+/* The augmentation draws of the local share of step `step`. */
+static void draw_augment(struct run *r, long step, size_t count)
+{
+	for (size_t b = 0; b < count; b++) {
+		uint64_t draw = (uint64_t)step * (uint64_t)r->global_batch + (uint64_t)r->rank * r->local_batch + b;
+		fp_augment_draw(&r->aug, r->seed, draw, &r->draws[b]);
+	}
+}
+
+/* Fills r->x with the unaugmented input of `count` prefetched tiles (host;
+ * validation runs the model's host-input forward). */
+static enum fp_status make_inputs(struct run *r, const uint8_t *rgb, size_t count)
 {
 	uint32_t t = fp_site_data_tile_size(r->data);
 	size_t per = fp_model_input_floats(r->model), tb = (size_t)t * t * 3;
-	for (size_t b = 0; b < count; b++) {
-		uint64_t draw = (uint64_t)step * (uint64_t)r->global_batch + (uint64_t)r->rank * r->local_batch + b;
-		FP_TRY(fp_tile_to_input(rgb + b * tb, t, r->s, augment ? &r->aug : NULL, r->seed, draw, r->x + b * per));
-	}
+	for (size_t b = 0; b < count; b++) FP_TRY(fp_tile_to_input(rgb + b * tb, t, r->s, NULL, 0, 0, r->x + b * per));
 	return FP_OK;
 }
 
@@ -150,7 +161,7 @@ static enum fp_status validate(struct run *r, struct val_metrics *vm)
 			truth[i0 + b] = t->label;
 		}
 		FP_CHECK(st, fp_tile_reader_read_batch(fp_site_data_reader(r->data), r->refs, m, FP_TILE_U8_HWC, r->rgb));
-		FP_CHECK(st, make_inputs(r, 0, r->rgb, m, 0));
+		FP_CHECK(st, make_inputs(r, r->rgb, m));
 		FP_CHECK(st, fp_model_forward(r->model, r->x, (int)m, NULL, probs + i0 * (size_t)c, NULL));
 	}
 	double recall_sum = 0, auc_sum = 0;
@@ -337,6 +348,7 @@ static enum fp_status setup(struct run *r, int resume, struct fp_train_state *ts
 	FP_TRY(fp_alloc_array(b * fp_model_input_floats(r->model), sizeof(float), (void **)&r->x, "batch"));
 	FP_TRY(fp_alloc_array(b, sizeof(int32_t), (void **)&r->y, "batch labels"));
 	FP_TRY(fp_alloc_array(b * t * t, 3, (void **)&r->rgb, "batch pixels"));
+	FP_TRY(fp_alloc_array(b, sizeof *r->draws, (void **)&r->draws, "batch augmentation"));
 	if (r->rank == 0)
 		FP_INFO("train: %s, %zu parameters, global batch %d over %d rank(s), %ld steps (%ld per epoch)",
 		        fp_kernels_describe(r->k), fp_model_n_params(r->model), r->global_batch, r->size,
@@ -357,6 +369,7 @@ static void teardown(struct run *r)
 	free(r->x);
 	free(r->y);
 	free(r->rgb);
+	free(r->draws);
 	fp_buf_close(&r->metrics_csv);
 }
 
@@ -400,9 +413,11 @@ static enum fp_status run_epoch(struct run *r, struct fp_train_state *ts, double
 			st = FP_FAIL(FP_ERR_INTERNAL, "train: prefetch gave %zu tiles for step %ld", count, s);
 			goto fail;
 		}
-		FP_CHECK(st, make_inputs(r, s, batch, count, 1));
+		/* Draws on the host from the seeded stream; pixels on the backend. */
+		draw_augment(r, s, count);
 		memcpy(r->y, labels + (size_t)(s - step) * (size_t)r->local_batch, count * sizeof(int32_t));
-		FP_CHECK(st, fp_trainer_step(r->trainer, r->x, r->y, (int)count, &ss));
+		FP_CHECK(st, fp_trainer_step_tiles(r->trainer, batch, fp_site_data_tile_size(r->data), r->draws, r->y,
+		                                   (int)count, &ss));
 		loss_sum += ss.loss;
 		correct += ss.correct;
 		seen += ss.n;

@@ -55,6 +55,13 @@ static inline double fp_train_normal(uint64_t seed, uint64_t stream, uint64_t i)
 	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+struct fp_augment;
+struct fp_tile_aug;
+/* The augmentation draws of sample `draw` (augment.c): fp_tile_to_input's
+ * random part, for fp_k_augment_tiles / fp_trainer_step_tiles. aug NULL:
+ * the identity. */
+void fp_augment_draw(const struct fp_augment *aug, uint64_t seed, uint64_t draw, struct fp_tile_aug *out);
+
 /* Integer in [0, n), n > 0. */
 static inline uint64_t fp_train_below(uint64_t seed, uint64_t stream, uint64_t i, uint64_t n)
 {

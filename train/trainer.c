@@ -100,6 +100,8 @@ void fp_trainer_destroy(struct fp_trainer *t)
 {
 	if (!t) return;
 	if (t->state) fp_kernels_free(t->k, t->state);
+	if (t->rgb) fp_kernels_free(t->k, t->rgb);
+	if (t->x) fp_kernels_free(t->k, t->x);
 	free(t->probs);
 	free(t->class_w);
 	free(t);
@@ -193,6 +195,42 @@ enum fp_status fp_trainer_step(struct fp_trainer *t, const float *x, const int32
 	t->step++;
 	if (out) *out = s;
 	return FP_OK;
+}
+
+enum fp_status fp_trainer_step_tiles(struct fp_trainer *t, const uint8_t *rgb, uint32_t tile,
+                                     const struct fp_tile_aug *aug, const int32_t *labels, int n,
+                                     struct fp_step_stats *out)
+{
+	struct fp_kernels *k = t->k;
+	int b = fp_model_max_batch(t->model), s = fp_model_config(t->model)->input_size;
+	size_t bytes;
+	if (n < 1 || n > b || tile == 0 || tile > 65536 || tile % (uint32_t)s)
+		return FP_FAIL(FP_ERR_INVALID_ARG, "train: %d tiles of %u px for a model of batch 1..%d and %d px input", n,
+		               tile, b, s);
+	if (!t->x) {
+		FP_TRY(fp_size_mul(fp_model_input_floats(t->model), (size_t)b * sizeof(float), &bytes, "train input"));
+		FP_TRY(fp_kernels_alloc(k, bytes, (void **)&t->x));
+	}
+	FP_TRY(fp_size_mul3((size_t)n, (size_t)tile * tile, 3, &bytes, "train tiles"));
+	const uint8_t *src = rgb;
+	if (fp_kernels_backend(k) != FP_BACKEND_CPU) {
+		/* The pixels travel as uint8; the float input is made on the device. */
+		if (bytes > t->rgb_bytes) {
+			size_t cap;
+			FP_TRY(fp_size_mul3((size_t)b, (size_t)tile * tile, 3, &cap, "train tiles"));
+			if (t->rgb) fp_kernels_free(k, t->rgb);
+			t->rgb = NULL;
+			t->rgb_bytes = 0;
+			FP_TRY(fp_kernels_alloc(k, cap, (void **)&t->rgb));
+			t->rgb_bytes = cap;
+		}
+		FP_TRY(fp_kernels_upload(k, t->rgb, rgb, bytes));
+		src = t->rgb;
+	}
+	FP_TRY(fp_k_augment_tiles(k, t->x, src, aug, n, (int)tile, s));
+	/* fp_model_loss copies its input into the first activation: from backend
+	 * memory that is a copy inside the backend (fp_kernels_upload). */
+	return fp_trainer_step(t, t->x, labels, n, out);
 }
 
 enum fp_status fp_train_local_update(struct fp_trainer *t, const float *global, size_t n,

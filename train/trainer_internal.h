@@ -18,6 +18,9 @@ struct fp_trainer {
 	float *probs;               /* host (max_batch, n_classes) */
 	float *class_w;             /* host (n_classes) */
 	int use_class_w;
+	uint8_t *rgb;               /* backend (max_batch, T, T, 3) tiles; NULL on the CPU (host input is used in place) */
+	size_t rgb_bytes;           /* capacity of rgb */
+	float *x;                   /* backend (max_batch, 3, S, S) augmented input, sized on first use */
 	struct fp_grad_reducer reducer;
 	int has_reducer;
 };

@@ -3,7 +3,7 @@
  * scripts/gpu-check (a benchmark, not a test).
  *
  *   bench_kernels [--backend cpu|cuda] [--mixed] [--threads N] [--batch 64] [--size 64]
- *                 [--width 16] [--steps 5] conv|gemm|step|bn|convw
+ *                 [--width 16] [--steps 5] conv|gemm|step|bn|convw|augment|upload
  * --mixed: CUDA reduced-precision compute (fp_kernels_options.mixed).
  *
  * conv: forward + backward of a 3x3 conv, (64, 32, 32, 32) -> 32 channels;
@@ -11,6 +11,10 @@
  * bn: BatchNorm forward + backward on (batch, width, size, size);
  * convw: forward + backward of a 3x3 conv width -> width on (batch, width, size, size)
  *       (with bn: where a step's time goes at a given shape);
+ * augment: uint8 tiles (batch, size, size, 3) from the host to augmented float
+ *       input on the backend: upload + fp_k_augment_tiles with every
+ *       augmentation on (what the trainer does per step);
+ * upload: the float input (batch, 3, size, size) uploaded as it was before;
  * step: one training step (forward, backward, AdamW) of the Part 1-like net
  *       (kernels/testnet/fp_part1_net.h) on a batch of random tiles.
  * Prints "<what> <median seconds> <rate> <unit>" after one warm-up run;
@@ -135,6 +139,52 @@ int main(int argc, char **argv)
 		qsort(t, steps, sizeof(double), cmp_d);
 		printf("%s %.6f %.2f GB/s (batch %d, %d channels, %dx%d)\n", what, t[steps / 2],
 		       nx * sizeof(float) * 6.0 / t[steps / 2] * 1e-9, batch, width, size, size);
+	} else if (!strcmp(what, "augment") || !strcmp(what, "upload")) {
+		int aug = !strcmp(what, "augment");
+		size_t tb = (size_t)batch * size * size * 3, nx = (size_t)batch * 3 * size * size;
+		uint8_t *rgb = malloc(tb);
+		float *hx = malloc(sizeof(float) * nx);
+		struct fp_tile_aug *draws = malloc(sizeof *draws * (size_t)batch);
+		srand(5);
+		for (size_t i = 0; i < tb; i++)
+			rgb[i] = (uint8_t)(rand() % 256);
+		for (size_t i = 0; i < nx; i++)
+			hx[i] = (float)(rand() % 256) / 255.0f;
+		for (int i = 0; i < batch; i++) {
+			fp_tile_aug_identity(&draws[i]);
+			draws[i].flip_h = i & 1;
+			draws[i].rot90 = i % 4;
+			draws[i].hed = 1;
+			for (int c = 0; c < 3; c++) {
+				draws[i].hed_scale[c] = 0.97 + 0.02 * c;
+				draws[i].hed_shift[c] = 0.01 * (c - 1);
+			}
+			draws[i].brightness = 0.05;
+			draws[i].contrast = 1.05;
+		}
+		void *drgb = NULL, *dx = NULL;
+		OK(fp_kernels_alloc(k, tb, &drgb));
+		OK(fp_kernels_alloc(k, sizeof(float) * nx, &dx));
+		for (int r = -1; r < steps; r++) {
+			double t0 = now();
+			if (aug) {
+				OK(fp_kernels_upload(k, drgb, rgb, tb));
+				OK(fp_k_augment_tiles(k, dx, drgb, draws, batch, size, size));
+			} else {
+				OK(fp_kernels_upload(k, dx, hx, sizeof(float) * nx));
+			}
+			OK(fp_kernels_sync(k));
+			if (r >= 0)
+				t[r] = now() - t0;
+		}
+		qsort(t, steps, sizeof(double), cmp_d);
+		printf("%s %.6f %.2f tiles/s (batch %d, %dx%d, %s)\n", what, t[steps / 2], batch / t[steps / 2], batch, size,
+		       size, aug ? "uint8 upload + augment op" : "float upload only");
+		fp_kernels_free(k, drgb);
+		fp_kernels_free(k, dx);
+		free(rgb);
+		free(hx);
+		free(draws);
 	} else if (!strcmp(what, "gemm")) {
 		int n = 1024;
 		float *a = dev_random(k, (size_t)n * n, 1), *b = dev_random(k, (size_t)n * n, 2), *c = dev_random(k, (size_t)n * n, 3);

@@ -9,7 +9,7 @@ target_include_directories(fp_kernels_testnet PUBLIC ${PROJECT_SOURCE_DIR}/kerne
 target_link_libraries(fp_kernels_testnet PUBLIC fp::kernels)
 
 set(_fp_kernels_gpu gpu_conv2d gpu_linear gpu_elementwise gpu_pooling gpu_groupnorm gpu_batchnorm
-    gpu_losses gpu_cox gpu_attnpool gpu_optimisers gpu_aggregate)
+    gpu_losses gpu_cox gpu_attnpool gpu_optimisers gpu_aggregate gpu_mean_rows gpu_augment_tiles)
 set(_fp_kernels_golden_gpu gpu_golden_conv_linear gpu_golden_act_pool_norm gpu_golden_losses_attn
     gpu_golden_cox_ties gpu_golden_optim_agg gpu_golden_net_adamw gpu_net_rerun_bitwise gpu_mixed_net_adamw)
 fp_add_test_file(${CMAKE_CURRENT_SOURCE_DIR}/unit/test_kernels.c LIBS fp::kernels TIMEOUT 120

@@ -11,6 +11,10 @@
  *                    |fd - analytic| <= 1e-6 + 1e-5 |analytic|).
  *  - threads_*:      1 and 2 CPU threads give bit-identical results.
  *  - cox_torchsurv_*: torchsurv's documented values (1.0071 mean, 3.0214 sum).
+ *  - augment_tiles, mean_rows: bit-for-bit statements (the code they
+ *                    replaced); gpu_augment_tiles: the CUDA op within 1e-5 of
+ *                    the CPU op (bit for bit without augmentation);
+ *                    gpu_mean_rows: bit for bit.
  */
 #include <math.h>
 #include <stdint.h>
@@ -490,6 +494,164 @@ static void op_aggregate(struct fp_kernels *k)
 	}
 }
 
+/* ---- tile -> input (fp_k_augment_tiles) and the rank mean ---- */
+
+static uint8_t *rnd_tiles(size_t bytes)
+{
+	uint8_t *p = malloc(bytes);
+	for (size_t i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(urand() * 256);
+	return p;
+}
+
+/* Every augmentation on, drawn at random (strong enough to hit the clamps). */
+static void rnd_aug(struct fp_tile_aug *a, int n)
+{
+	for (int i = 0; i < n; i++) {
+		fp_tile_aug_identity(&a[i]);
+		a[i].flip_h = urand() < 0.5;
+		a[i].flip_v = urand() < 0.5;
+		a[i].rot90 = (int)(urand() * 4) % 4;
+		a[i].hed = i % 4 != 3;
+		for (int c = 0; c < 3; c++) {
+			a[i].hed_scale[c] = 0.8 + 0.4 * urand();
+			a[i].hed_shift[c] = -0.2 + 0.4 * urand();
+		}
+		if (i % 3) {
+			a[i].brightness = -0.3 + 0.6 * urand();
+			a[i].contrast = 0.5 + urand();
+		}
+	}
+}
+
+/* GPU vs CPU: |gpu - cpu| <= 1e-5 with augmentation (CUDA's log/exp and
+ * fused multiply-adds round differently in the last double bits, the mean is
+ * summed in another order); bit for bit without (integer sums, one IEEE
+ * division). */
+#define AUG_TOL 1e-5
+
+static void op_augment_vs_cpu(struct fp_kernels *k)
+{
+	static const int ts[][3] = {{64, 64, 5}, {128, 64, 3}, {48, 16, 7}, {30, 10, 2}};
+	struct fp_kernels *kc = open_backend(0, 0);
+	for (size_t q = 0; q < sizeof ts / sizeof ts[0]; q++) {
+		int t = ts[q][0], s = ts[q][1], n = ts[q][2];
+		size_t tb = (size_t)n * t * t * 3, xn = (size_t)n * 3 * s * s;
+		uint8_t *rgb = rnd_tiles(tb);
+		struct fp_tile_aug aug[8];
+		rnd_aug(aug, n);
+		float *want = malloc(sizeof(float) * xn);
+		uint8_t *RGB = up(k, rgb, tb);
+		float *X = UPF(k, NULL, xn);
+		for (int pass = 0; pass < 2; pass++) {
+			const struct fp_tile_aug *a = pass ? aug : NULL;
+			CHECK_OK(fp_k_augment_tiles(kc, want, rgb, a, n, t, s));
+			CHECK_OK(fp_k_augment_tiles(k, X, RGB, a, n, t, s));
+			float *got = down(k, X, xn);
+			double worst = 0;
+			for (size_t i = 0; i < xn; i++) {
+				double d = fabs((double)got[i] - want[i]);
+				worst = d > worst ? d : worst;
+				if (!pass)
+					CHECK_MSG(got[i] == want[i], "identity %dx%d->%d [%zu]: %.9g vs CPU %.9g", t, t, s, i,
+					          (double)got[i], (double)want[i]);
+				else
+					CHECK_MSG(d <= AUG_TOL, "augmented %dx%d->%d [%zu]: %.9g vs CPU %.9g", t, t, s, i,
+					          (double)got[i], (double)want[i]);
+			}
+			printf("augment %dx%d -> %d, %s: worst |backend - cpu| %.3g\n", t, t, s,
+			       pass ? "augmented" : "identity", worst);
+			free(got);
+		}
+		fp_kernels_free(k, RGB);
+		fp_kernels_free(k, X);
+		free(rgb);
+		free(want);
+	}
+	fp_kernels_destroy(kc);
+}
+
+/* Statement: the batch op equals the one-tile function (the code the
+ * trainer ran on the host before) bit for bit, for any thread count; flips
+ * and rotations move pixels as documented; bad arguments are refused. */
+FP_TEST(augment_tiles)
+{
+	enum { T = 32, S = 16, N = 5 };
+	struct fp_kernels *k1 = open_backend(0, 1), *k2 = open_backend(0, 2);
+	uint8_t *rgb = rnd_tiles((size_t)N * T * T * 3);
+	struct fp_tile_aug aug[N];
+	float a[N * 3 * S * S], b[N * 3 * S * S], one[3 * S * S];
+	rnd_aug(aug, N);
+	CHECK_OK(fp_k_augment_tiles(k1, a, rgb, aug, N, T, S));
+	CHECK_OK(fp_k_augment_tiles(k2, b, rgb, aug, N, T, S));
+	CHECK(memcmp(a, b, sizeof a) == 0);
+	for (int i = 0; i < N; i++) {
+		CHECK_OK(fp_kernels_augment_tile(one, rgb + (size_t)i * T * T * 3, &aug[i], T, S));
+		CHECK(memcmp(one, a + (size_t)i * 3 * S * S, sizeof one) == 0);
+	}
+	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) CHECK(a[i] >= 0 && a[i] <= 1);
+	/* Geometry on a tile at full size (box of 1): output (ox, oy) after one
+	 * quarter turn and a horizontal mirror reads source (ox, oy) -> rotate
+	 * (S-1-oy, ox) -> mirror (oy, ox): the transpose. */
+	struct fp_tile_aug g;
+	fp_tile_aug_identity(&g);
+	g.rot90 = 1;
+	g.flip_h = 1;
+	CHECK_OK(fp_k_augment_tiles(k1, one, rgb, &g, 1, S, S));
+	for (int oy = 0; oy < S; oy++)
+		for (int ox = 0; ox < S; ox++)
+			for (int c = 0; c < 3; c++)
+				CHECK(one[(size_t)c * S * S + (size_t)oy * S + ox] == (float)(rgb[((size_t)ox * S + oy) * 3 + c] / 255.0));
+	/* Identity: the box filter, (sum of the f x f box) / (f^2 255). */
+	CHECK_OK(fp_k_augment_tiles(k1, a, rgb, NULL, 1, T, S));
+	double box = (rgb[0] + rgb[3] + rgb[T * 3] + rgb[T * 3 + 3]) / (4.0 * 255.0);
+	CHECK(a[0] == (float)box);
+	g.rot90 = 4;
+	CHECK_STATUS(fp_k_augment_tiles(k1, a, rgb, &g, 1, T, S), FP_ERR_INVALID_ARG);
+	CHECK_STATUS(fp_k_augment_tiles(k1, a, rgb, NULL, 1, T, 12), FP_ERR_INVALID_ARG);
+	CHECK_STATUS(fp_kernels_augment_tile(a, rgb, NULL, T, 0), FP_ERR_INVALID_ARG);
+	free(rgb);
+	fp_kernels_destroy(k1);
+	fp_kernels_destroy(k2);
+}
+
+/* Statement: the rank mean is (sum in double, k in order) / K rounded once:
+ * the host loop of train/dist.c, bit for bit. */
+static void op_mean_rows(struct fp_kernels *k)
+{
+	for (int kc = 1; kc <= 7; kc += 3) {
+		size_t p = 1003;
+		float *xs = rnd(kc * p, -3, 3), *XS = UPF(k, xs, kc * p), *O = UPF(k, NULL, p);
+		CHECK_OK(fp_k_mean_rows(k, O, XS, kc, p));
+		float *got = down(k, O, p);
+		for (size_t j = 0; j < p; j++) {
+			double acc = 0;
+			for (int r = 0; r < kc; r++) acc += xs[(size_t)r * p + j];
+			CHECK_MSG(got[j] == (float)(acc / kc), "mean_rows K=%d [%zu]: %.9g vs %.9g", kc, j, (double)got[j],
+			          (double)(float)(acc / kc));
+		}
+		fp_kernels_free(k, XS);
+		fp_kernels_free(k, O);
+		free(xs);
+		free(got);
+	}
+}
+
+/* Statement (GPU): fp_kernels_upload from device memory copies within the
+ * device (the trainer hands the model augmented input that way). */
+static void op_upload_from_device(struct fp_kernels *k)
+{
+	size_t n = 4097;
+	float *h = rnd(n, -1, 1), *A = UPF(k, h, n), *B = UPF(k, NULL, n);
+	CHECK_OK(fp_kernels_upload(k, B, A, n * sizeof(float)));
+	float *got = down(k, B, n);
+	CHECK(memcmp(got, h, n * sizeof(float)) == 0);
+	fp_kernels_free(k, A);
+	fp_kernels_free(k, B);
+	free(h);
+	free(got);
+}
+
 /* ---- CPU cases ---- */
 
 /* One line per case: CMake registers FP_TEST lines. */
@@ -511,6 +673,7 @@ FP_TEST(cox) { RUN(0, op_cox(k)); }
 FP_TEST(attnpool) { RUN(0, op_attnpool(k)); }
 FP_TEST(optimisers) { RUN(0, op_optim(k)); }
 FP_TEST(aggregate) { RUN(0, op_aggregate(k)); }
+FP_TEST(mean_rows) { RUN(0, op_mean_rows(k)); }
 
 FP_TEST(gpu_conv2d) { RUN(1, op_conv2d(k)); }
 FP_TEST(gpu_linear) { RUN(1, op_linear(k)); }
@@ -523,6 +686,8 @@ FP_TEST(gpu_cox) { RUN(1, op_cox(k)); }
 FP_TEST(gpu_attnpool) { RUN(1, op_attnpool(k)); }
 FP_TEST(gpu_optimisers) { RUN(1, op_optim(k)); }
 FP_TEST(gpu_aggregate) { RUN(1, op_aggregate(k)); }
+FP_TEST(gpu_mean_rows) { RUN(1, op_mean_rows(k)); }
+FP_TEST(gpu_augment_tiles) { RUN(1, op_augment_vs_cpu(k); op_upload_from_device(k)); }
 
 /* "Asking for CUDA where no GPU answers gives a CPU handle (unless require)." */
 FP_TEST(cuda_request_falls_back_to_cpu)
