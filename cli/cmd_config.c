@@ -67,7 +67,7 @@ int fp_cmd_config(int argc, char **argv)
 		return FP_EXIT_RUNTIME;
 	}
 	int rc = FP_EXIT_OK;
-	if (fp_config_load(e->schema, file, values) != FP_OK) {
+	if ((e->load ? e->load(file, values) : fp_config_load(e->schema, file, values)) != FP_OK) {
 		rc = fp_cli_runtime_error("config", NULL, "Fix the line named above; 'fedpath config example' lists every key.");
 	} else {
 		fp_config_echo(e->schema, values);

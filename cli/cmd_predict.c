@@ -10,6 +10,9 @@
  *     S(t | x, a) = exp(-H0_site(t) exp(eta(x, a))),  t = 12, 24, 36 months.
  * The recommendation is fp_part2_recommend with the checkpoint's margin
  * (or --margin). The CSV is written atomically (fp_file_writer).
+ * A MIL checkpoint (train/fp_part2_mil.h) reads the tile embeddings from the
+ * centre's tile caches (--caches) instead of features.csv, bags built and
+ * capped exactly as in training (fp_p2_site_bags), and writes the same columns.
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,7 +25,8 @@
 #include "fp_trainers.h"
 
 const char fp_cmd_predict_usage[] =
-	"Usage: fedpath predict --model CKPT --clinical clinical.csv --features features.csv --out CSV\n\n"
+	"Usage: fedpath predict --model CKPT --clinical clinical.csv --features features.csv --out CSV\n"
+	"       fedpath predict --model MIL_CKPT --clinical clinical.csv --caches DIR --out CSV\n\n"
 	"Scores every patient of clinical.csv with the Part 2 model CKPT (written by\n"
 	"`fedpath simulate` or the aggregator) and writes one row per patient:\n"
 	"  eta_<regimen>          log-hazard of recurrence under surgery, tace, tace_tki\n"
@@ -37,6 +41,9 @@ const char fp_cmd_predict_usage[] =
 	"  --clinical FILE        the centre's clinical.csv (outcomes are not used)\n"
 	"  --features FILE        features.csv from `fedpath quantify` (omit: clinical only,\n"
 	"                         which works only for a model trained without features)\n"
+	"  --caches DIR           the centre's quantified tile caches (a MIL model only: its\n"
+	"                         patients' tile embeddings; the slides of clinical.csv must\n"
+	"                         be readable to link caches to patients)\n"
 	"  --out FILE             predictions CSV (replaced atomically)\n"
 	"  --site ID              whose baseline hazard to use (default: the centre named\n"
 	"                         in clinical.csv; it must be one of the model's centres)\n"
@@ -56,14 +63,16 @@ static enum fp_status clinical_centre(const char *path, char site[33])
 	return FP_OK;
 }
 
-static enum fp_status predict(const char *model_path, const char *clinical, const char *features, const char *out,
-                              const char *site_opt, double margin)
+static enum fp_status predict(const char *model_path, const char *clinical, const char *features, const char *caches,
+                              const char *out, const char *site_opt, double margin)
 {
 	enum fp_status st;
 	struct fp_p2_ckpt ck = {0};
 	struct fp_p2_table t = {0};
 	struct fp_kernels *k = NULL;
 	struct fp_part2_model *m = NULL;
+	struct fp_part2_mil *mil = NULL;
+	struct fp_p2_bagset bags = {0};
 	struct fp_file_writer w = {0};
 	double *design = NULL;
 	char(*names)[FP_P2_NAME_MAX] = NULL;
@@ -73,6 +82,12 @@ static enum fp_status predict(const char *model_path, const char *clinical, cons
 	void *v;
 
 	FP_CHECK(st, fp_p2_ckpt_load(model_path, &ck));
+	int is_mil = caches != NULL;
+	FP_CHECK(st, fp_p2_ckpt_require_kind(&ck, is_mil ? FP_P2_MIL : FP_P2_SUMMARY, model_path));
+	if (is_mil && features) {
+		st = FP_FAIL(FP_ERR_INVALID_ARG, "%s is a MIL model: it reads --caches, not --features", model_path);
+		goto fail;
+	}
 	if (isnan(margin)) margin = ck.cfg.margin; /* NAN: the model's own */
 	if (site_opt) snprintf(site, sizeof site, "%s", site_opt);
 	else FP_CHECK(st, clinical_centre(clinical, site));
@@ -90,6 +105,15 @@ static enum fp_status predict(const char *model_path, const char *clinical, cons
 		goto fail;
 	}
 	FP_CHECK(st, fp_p2_site_load(clinical, features, site, &t));
+	if (is_mil) {
+		FP_CHECK(st, fp_p2_site_bags(&t, clinical, caches, site, &ck.cfg, &bags));
+		if (bags.bags.e != ck.embed_dim) {
+			st = FP_FAIL(FP_ERR_DATA, "the tile caches in %s hold embeddings of width %d, model %s was trained on "
+			             "width %d: quantify them with the Part 1 model the Part 2 model was trained with",
+			             caches, bags.bags.e, model_path, ck.embed_dim);
+			goto fail;
+		}
+	}
 	if (fp_p2_standardise(&t, &ck.pooled, &design, &pw, &names) != FP_OK) {
 		st = fp_error_wrap("%s does not match the columns of model %s", features ? features : clinical, model_path);
 		goto fail;
@@ -117,14 +141,26 @@ static enum fp_status predict(const char *model_path, const char *clinical, cons
 	fp_kernels_options_default(&ko);
 	ko.threads = 1;
 	FP_CHECK(st, fp_kernels_create(&ko, &k));
-	FP_CHECK(st, fp_part2_create(k, pw, (int)n, &ck.cfg, &m));
-	if (fp_part2_n_params(m) != ck.n_params) {
+	size_t np;
+	if (is_mil) {
+		FP_CHECK(st, fp_part2_mil_create(k, pw, ck.embed_dim, n > 2 ? (int)n : 2, &ck.cfg, &mil));
+		np = fp_part2_mil_n_params(mil);
+	} else {
+		FP_CHECK(st, fp_part2_create(k, pw, (int)n, &ck.cfg, &m));
+		np = fp_part2_n_params(m);
+	}
+	if (np != ck.n_params) {
 		st = FP_FAIL(FP_ERR_FORMAT, "%s: %zu parameters but the model built from its configuration has %zu",
-		             model_path, ck.n_params, fp_part2_n_params(m));
+		             model_path, ck.n_params, np);
 		goto fail;
 	}
-	FP_CHECK(st, fp_part2_set_params(m, ck.params));
-	FP_CHECK(st, fp_part2_predict(m, x, (int)n, eta, NULL, NULL));
+	if (is_mil) {
+		FP_CHECK(st, fp_part2_mil_set_params(mil, ck.params));
+		FP_CHECK(st, fp_part2_mil_predict(mil, x, &bags.bags, eta, NULL, NULL, NULL));
+	} else {
+		FP_CHECK(st, fp_part2_set_params(m, ck.params));
+		FP_CHECK(st, fp_part2_predict(m, x, (int)n, eta, NULL, NULL));
+	}
 
 	FP_CHECK(st, fp_file_writer_open(&w, out, 0644));
 	open = 1;
@@ -155,7 +191,9 @@ static enum fp_status predict(const char *model_path, const char *clinical, cons
 fail:
 	if (open) fp_file_writer_abort(&w);
 	fp_part2_destroy(m);
+	fp_part2_mil_destroy(mil);
 	fp_kernels_destroy(k);
+	fp_p2_bagset_close(&bags);
 	free(eta);
 	free(x);
 	free(names);
@@ -167,7 +205,7 @@ fail:
 
 int fp_cmd_predict(int argc, char **argv)
 {
-	const char *model = NULL, *clinical = NULL, *features = NULL, *out = NULL, *site = NULL;
+	const char *model = NULL, *clinical = NULL, *features = NULL, *caches = NULL, *out = NULL, *site = NULL;
 	double margin = NAN;
 	int rc;
 	if (fp_cli_wants_help(argc, argv)) {
@@ -187,6 +225,8 @@ int fp_cmd_predict(int argc, char **argv)
 			clinical = val;
 		} else if (strcmp(a, "--features") == 0) {
 			features = val;
+		} else if (strcmp(a, "--caches") == 0) {
+			caches = val;
 		} else if (strcmp(a, "--out") == 0) {
 			out = val;
 		} else if (strcmp(a, "--site") == 0) {
@@ -198,7 +238,7 @@ int fp_cmd_predict(int argc, char **argv)
 		}
 	}
 	if (!model || !clinical || !out) return fp_cli_usage_error("predict", "needs --model, --clinical and --out");
-	if (predict(model, clinical, features, out, site, margin) != FP_OK)
+	if (predict(model, clinical, features, caches, out, site, margin) != FP_OK)
 		return fp_cli_runtime_error("predict", "predict", NULL);
 	printf("%s\n", out);
 	return FP_EXIT_OK;

@@ -35,6 +35,12 @@
  * names a label CSV; model size and optimiser come from --train-config (a
  * `train` file; its [data] caches and [site] id are set per centre) or the
  * train defaults. The global model is the aggregator's models/round-<r>.fpm.
+ * Part 2 with the plan's part2.kind = mil (train/fp_part2_mil.h): centre C's
+ * table is its clinical.csv alone and its bags are the tile embeddings of
+ * the quantified caches in CACHES/C (--caches; fp_p2_site_bags, so the
+ * slides of clinical.csv must be readable), built after the hold-out split;
+ * their width must be the plan's part2.embed_dim, which also sizes rank 0's
+ * model. Federated mode only (the comparison models are summary models).
  */
 #include <dirent.h>
 #include <math.h>
@@ -64,7 +70,8 @@ const char fp_cmd_simulate_usage[] =
 	"baseline hazard, is written for `fedpath predict`.\n\n"
 	"  --plan FILE           study plan (fedpath config example plan)\n"
 	"  --cohort DIR          one folder per centre\n"
-	"  --caches DIR          part1: tile caches of centre C in DIR/C\n"
+	"  --caches DIR          part1, and part2 with part2.kind = mil: quantified tile\n"
+	"                        caches of centre C in DIR/C\n"
 	"  --train-config FILE   part1: model and optimiser keys (`fedpath config example train`)\n"
 	"  --out CKPT            Part 2 checkpoint (default <state_dir>/part2-model.ckpt)\n"
 	"  --hidden H            Part 2 trunk width (default 16)\n"
@@ -157,6 +164,8 @@ struct p2_options {
 	double holdout;          /* share of each centre's patients held out, [0, 0.9] */
 	uint64_t split_seed;
 	const char *split_out;   /* folder for <centre>.csv (patient_id,set) or NULL */
+	const char *caches;      /* part2.kind = mil: CACHES/<centre> */
+	int mil;                 /* the plan's part2.kind = mil */
 };
 
 /* The fixed patient-level split: a patient is held out when the first 8
@@ -413,8 +422,8 @@ static enum fp_status load_tables(const char *cohort, char **centres, int n_cent
 		struct stat sb;
 		snprintf(path, sizeof path, "%s/%s/clinical.csv", cohort, site);
 		snprintf(feat, sizeof feat, "%s/%s/features.csv", cohort, site);
-		int has_feat = stat(feat, &sb) == 0;
-		if (!has_feat) FP_WARN("simulate: %s has no features.csv; its table has clinical columns only", site);
+		int has_feat = !o->mil && stat(feat, &sb) == 0;
+		if (!has_feat && !o->mil) FP_WARN("simulate: %s has no features.csv; its table has clinical columns only", site);
 		FP_CHECK(st, fp_p2_site_load(path, has_feat ? feat : NULL, site, &tables[s]));
 		FP_CHECK(st, apply_split(&tables[s], o, &n_test[s]));
 	}
@@ -445,6 +454,7 @@ static enum fp_status run(const struct fp_study_plan *plan, const char *cohort, 
 	struct fp_sim_result res = {0};
 	struct site_baseline *mine = NULL, *all = NULL;
 	struct fp_p2_ckpt ck = {0};
+	struct fp_p2_bagset bags = {0};
 	float *model = NULL;
 	int n_mine = 0, n_all = 0;
 	void *v;
@@ -456,6 +466,25 @@ static enum fp_status run(const struct fp_study_plan *plan, const char *cohort, 
 		             cohort, n_centres, mode_names[o->mode], ranks_needed, size, ranks_needed);
 	if (st == FP_OK) st = load_tables(cohort, centres, n_centres, o, rank, &tables, &n_tables, &n_test);
 	FP_CHECK(st, agree(st, "loading the centre's tables"));
+	fp_part2_config_default(&cfg);
+	cfg.seed = (uint64_t)plan->seed;
+	if (o->mil) {
+		cfg.kind = FP_P2_MIL;
+		cfg.attn = (int)plan->part2_attn;
+		cfg.bag_cap = (int)plan->part2_bag_cap;
+	}
+	/* MIL: the bags of the training rows (the split is applied) */
+	if (o->mil && rank > 0) {
+		char dir[4096], clin[4096];
+		snprintf(dir, sizeof dir, "%s/%s", o->caches, tables[0].site);
+		snprintf(clin, sizeof clin, "%s/%s/clinical.csv", cohort, tables[0].site);
+		st = fp_p2_site_bags(&tables[0], clin, dir, tables[0].site, &cfg, &bags);
+		if (st == FP_OK && bags.bags.e != (int)plan->part2_embed_dim)
+			st = FP_FAIL(FP_ERR_DATA, "%s: the tile caches in %s hold embeddings of width %d but the plan says "
+			             "part2.embed_dim = %ld (the Part 1 model's width3 that quantified them)", tables[0].site,
+			             dir, bags.bags.e, plan->part2_embed_dim);
+	}
+	FP_CHECK(st, agree(st, "building the centre's MIL bags"));
 	/* Standardisation before round 1 from sums and counts of the training
 	 * rows only; a centralised rank merges its centres in the same order as
 	 * the federated pooling does, so both get the same statistics. */
@@ -468,14 +497,15 @@ static enum fp_status run(const struct fp_study_plan *plan, const char *cohort, 
 	}
 	FP_CHECK(st, agree(st, "merging the centres' statistics"));
 	FP_CHECK(st, agree(fp_p2_pool_mpi(MPI_COMM_WORLD, rank > 0 ? &local : NULL, &pooled), "pooling statistics"));
-	fp_part2_config_default(&cfg);
 	cfg.hidden = o->hidden;
 	if (!isnan(o->lr)) cfg.lr = o->lr;
 	if (!isnan(o->weight_decay)) cfg.weight_decay = o->weight_decay;
-	cfg.seed = (uint64_t)plan->seed;
 	/* The effective steps per round, stored in the checkpoint as trained. */
 	cfg.steps = plan->local_steps > 0 ? plan->local_steps : plan->local_epochs * cfg.steps;
-	if (rank == 0 || o->mode == MODE_FEDERATED)
+	if (o->mil)
+		st = fp_p2_trainer_create_mil(rank > 0 ? &tables[0] : NULL, rank > 0 ? &bags.bags : NULL,
+		                              (int)plan->part2_embed_dim, &pooled, &cfg, &tr);
+	else if (rank == 0 || o->mode == MODE_FEDERATED)
 		st = fp_p2_trainer_create(rank > 0 ? &tables[0] : NULL, &pooled, &cfg, &tr);
 	else
 		st = strat_create(tables, n_tables, &pooled, &cfg, &strat);
@@ -489,8 +519,8 @@ static enum fp_status run(const struct fp_study_plan *plan, const char *cohort, 
 		lt.train = strat_train;
 	}
 	if (rank == 0)
-		FP_INFO("simulate: %s, %d centres, %llu training patients, %d design columns, %zu parameters, %ld rounds",
-		        mode_names[o->mode], o->mode == MODE_LOCAL ? 1 : n_centres, (unsigned long long)pooled.n_patients,
+		FP_INFO("simulate: %s%s, %d centres, %llu training patients, %d design columns, %zu parameters, %ld rounds",
+		        mode_names[o->mode], o->mil ? " mil" : "", o->mode == MODE_LOCAL ? 1 : n_centres, (unsigned long long)pooled.n_patients,
 		        fp_p2_design_width(&pooled), lt.n_params, plan->rounds);
 	FP_CHECK(st, fp_alloc_array(lt.n_params, sizeof(float), &v, "model")); model = v;
 	const char *site_id = rank == 0 ? "" : o->mode == MODE_CENTRALISED ? "pooled" : tables[0].site;
@@ -539,6 +569,7 @@ static enum fp_status run(const struct fp_study_plan *plan, const char *cohort, 
 		ck.n_params = lt.n_params;
 		ck.rounds = (long)res.rounds_done;
 		ck.n_sites = n_all;
+		ck.embed_dim = o->mil ? (int)plan->part2_embed_dim : 0;
 		FP_CHECK(st, fp_calloc_array((size_t)ck.p, FP_P2_NAME_MAX, &v, "names")); ck.names = v;
 		memcpy(ck.names, fp_p2_trainer_names(tr), (size_t)ck.p * FP_P2_NAME_MAX);
 		FP_CHECK(st, fp_calloc_array((size_t)n_all + 1, sizeof *ck.sites, &v, "sites")); ck.sites = v;
@@ -578,6 +609,7 @@ fail:
 	free(displs);
 	free(model);
 	fp_p2_trainer_destroy(tr);
+	fp_p2_bagset_close(&bags);
 	strat_destroy(strat);
 	for (int s = 0; s < n_tables; s++) fp_p2_table_close(&tables[s]);
 	free(tables);
@@ -715,6 +747,17 @@ int fp_cmd_simulate(int argc, char **argv)
 		snprintf(ckpt, sizeof ckpt, "%s/part2-model.ckpt", plan.state_dir);
 		out = ckpt;
 	}
+	o.mil = plan.model == FP_PLAN_PART2 && plan.part2_kind == FP_PLAN_P2_MIL;
+	o.caches = caches;
+	if (o.mil && !caches)
+		return fp_cli_usage_error("simulate", "%s: part2.kind = mil needs --caches DIR (centre C's quantified tile "
+		                          "caches in DIR/C)", plan_path);
+	if (o.mil && o.mode != MODE_FEDERATED)
+		return fp_cli_usage_error("simulate", "%s: --centralised and --local-only build summary comparison models; "
+		                          "they are not available with part2.kind = mil", plan_path);
+	if (plan.model == FP_PLAN_PART2 && !o.mil && caches)
+		return fp_cli_usage_error("simulate", "%s: --caches is read by part1 plans and part2.kind = mil only (this plan "
+		                          "trains the summary model on features.csv)", plan_path);
 	o.out = out;
 	o.hidden = (int)hidden;
 	o.split_seed = (uint64_t)split_seed;

@@ -8,7 +8,10 @@
  * features instead of tile caches, sends only the table's sums and counts
  * before round 1, trains the regimen model each round from the pooled
  * statistics the aggregator sends back, and writes [part2] model_out (the
- * file `fedpath predict --model` reads) when the study is done.
+ * file `fedpath predict --model` reads) when the study is done. With the
+ * plan's part2.kind = mil the table is clinical.csv alone and the model
+ * pools the tile embeddings of [part2] caches (fp_p2_site_bags), whose width
+ * must be the plan's part2.embed_dim.
  * `--write-init FILE` writes the model's initial weights (from train.seed)
  * for the coordinating centre's `fedpath aggregate --init`, and exits.
  */
@@ -19,6 +22,8 @@
 
 #include "fp_agent.h"
 #include "fp_cli.h"
+#include "fp_log.h"
+#include "fp_part2_fed.h"
 #include "fp_plan.h"
 #include "fp_site_train.h"
 #include "fp_trainers.h"
@@ -37,6 +42,8 @@ const char fp_cmd_site_usage[] =
 	"Part 2 plans (model = part2) train the regimen model on [part2] clinical\n"
 	"and features instead; only the table's counts and sums leave the site before\n"
 	"round 1, and [part2] model_out is written for `fedpath predict` at the end.\n"
+	"With part2.kind = mil in the plan, [part2] caches (the quantified tile caches)\n"
+	"replace features: the tile embeddings are pooled by attention at the site.\n"
 	"Keys of site.ini: fedpath config example agent.\n\n"
 	"  --write-init FILE  write the model's initial weights (float32) for\n"
 	"                     `fedpath aggregate --init`, then exit\n"
@@ -92,9 +99,34 @@ int fp_cmd_site(int argc, char **argv)
 		                          "(the aggregator derives Part 2's initial model)", f.plan);
 	struct fp_p1_trainer *p1 = NULL;
 	struct fp_p2_table table = {0};
+	struct fp_p2_bagset bags = {0};
 	struct fp_local_trainer tr;
 	memset(&tr, 0, sizeof tr);
-	if (part2) {
+	int mil = part2 && plan.part2_kind == FP_PLAN_P2_MIL;
+	if (mil) {
+		if (!f.p2_caches[0])
+			return fp_cli_usage_error(cmd, "%s: the plan %s says part2.kind = mil: set [part2] caches to this site's "
+			                          "quantified tile caches", config, f.plan);
+		if (f.p2_features[0])
+			fp_log(FP_LOG_INFO, "site: part2.kind = mil: [part2] features (%s) is not read; the tile embeddings of %s "
+			       "are", f.p2_features, f.p2_caches);
+		struct fp_part2_config pc;
+		fp_p2fed_config(&plan, 0, &pc);
+		if (fp_p2_site_load(f.p2_clinical, NULL, f.site_id, &table) != FP_OK)
+			return fp_cli_runtime_error(cmd, "Part 2 table ([part2] clinical)", NULL);
+		enum fp_status bst = fp_p2_site_bags(&table, f.p2_clinical, f.p2_caches, f.site_id, &pc, &bags);
+		if (bst == FP_OK && bags.bags.e != (int)plan.part2_embed_dim)
+			bst = FP_FAIL(FP_ERR_DATA, "the tile caches in %s hold embeddings of width %d but the plan %s says "
+			              "part2.embed_dim = %ld: quantify them with the study's Part 1 model, or ask the coordinating "
+			              "centre", f.p2_caches, bags.bags.e, f.plan, plan.part2_embed_dim);
+		if (bst != FP_OK) {
+			fp_p2_table_close(&table);
+			fp_p2_bagset_close(&bags);
+			return fp_cli_runtime_error(cmd, "Part 2 MIL bags ([part2] caches)", NULL);
+		}
+		fp_log(FP_LOG_INFO, "site: part2 mil: %zu patients, %llu tiles kept of %llu (bag cap %ld)", table.n,
+		       (unsigned long long)bags.n_tiles_kept, (unsigned long long)bags.n_tiles_in, plan.part2_bag_cap);
+	} else if (part2) {
 		if (fp_p2_site_load(f.p2_clinical, f.p2_features[0] ? f.p2_features : NULL, f.site_id, &table) != FP_OK)
 			return fp_cli_runtime_error(cmd, "Part 2 table ([part2] clinical, features)", NULL);
 	} else {
@@ -136,6 +168,7 @@ int fp_cmd_site(int argc, char **argv)
 	if (!colon || port <= 0 || port > 65535) {
 		fp_p1_trainer_destroy(p1);
 		fp_p2_table_close(&table);
+		fp_p2_bagset_close(&bags);
 		fprintf(stderr, "fedpath site: %s: aggregator.address '%s' is not host:port\n", config, f.address);
 		return FP_EXIT_RUNTIME;
 	}
@@ -153,7 +186,8 @@ int fp_cmd_site(int argc, char **argv)
 	ac.p2_table = part2 ? &table : NULL;
 	ac.p2_model_out = part2 && f.p2_model_out[0] ? f.p2_model_out : NULL;
 	ac.p2_clinical_csv = part2 ? f.p2_clinical : NULL;
-	ac.p2_features_csv = part2 && f.p2_features[0] ? f.p2_features : NULL;
+	ac.p2_features_csv = part2 && !mil && f.p2_features[0] ? f.p2_features : NULL;
+	ac.p2_bags = mil ? &bags.bags : NULL;
 	ac.host = host;
 	ac.port = (int)port;
 	ac.server_name = f.server_name;
@@ -177,5 +211,6 @@ int fp_cmd_site(int argc, char **argv)
 	if (st == FP_OK && part2 && ac.p2_model_out) printf("part2 model %s\n", ac.p2_model_out);
 	fp_p1_trainer_destroy(p1);
 	fp_p2_table_close(&table);
+	fp_p2_bagset_close(&bags);
 	return rc;
 }

@@ -22,6 +22,9 @@ struct fp_cli_schema_entry {
 	const char *name;
 	const struct fp_config_schema *schema;
 	size_t struct_size; /* bytes the parsed values need */
+	/* The owner's whole load, cross-key rules included (fp_plan_load); NULL:
+	 * the schema alone (fp_config_load). */
+	enum fp_status (*load)(const char *path, void *values);
 };
 
 /* Borrowed; NULL when unknown. */

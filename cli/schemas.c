@@ -30,12 +30,17 @@ static const struct fp_config_key site_keys[] = {
 
 const struct fp_config_schema fp_site_schema = {"site", site_keys, sizeof site_keys / sizeof site_keys[0]};
 
+static enum fp_status plan_load(const char *path, void *values)
+{
+	return fp_plan_load(path, values);
+}
+
 static const struct fp_cli_schema_entry entries[] = {
-	{"site", &fp_site_schema, sizeof(struct fp_site_config)},
-	{"train", &fp_train_schema, sizeof(struct fp_train_config)},
-	{"plan", &fp_plan_schema, sizeof(struct fp_study_plan)},
-	{"agent", &fp_agent_schema, sizeof(struct fp_agent_file)},
-	{"statistician", &fp_pull_schema, sizeof(struct fp_pull_file)},
+	{"site", &fp_site_schema, sizeof(struct fp_site_config), NULL},
+	{"train", &fp_train_schema, sizeof(struct fp_train_config), NULL},
+	{"plan", &fp_plan_schema, sizeof(struct fp_study_plan), plan_load},
+	{"agent", &fp_agent_schema, sizeof(struct fp_agent_file), NULL},
+	{"statistician", &fp_pull_schema, sizeof(struct fp_pull_file), NULL},
 };
 
 const struct fp_cli_schema_entry *fp_cli_schema_find(const char *name)

@@ -80,6 +80,8 @@ enum fp_status fp_eval_site_summary(const struct fp_eval_site_input *in, json_t 
 	struct fp_p2_table tab = {0};
 	struct fp_kernels *k = NULL;
 	struct fp_part2_model *m = NULL;
+	struct fp_part2_mil *mil = NULL;
+	struct fp_p2_bagset own_bags = {0};
 	double *design = NULL, *time = NULL, *risk = NULL, *ps = NULL;
 	char(*names)[FP_P2_NAME_MAX] = NULL;
 	float *x = NULL, *eta = NULL, *prop = NULL;
@@ -150,14 +152,41 @@ enum fp_status fp_eval_site_summary(const struct fp_eval_site_input *in, json_t 
 	fp_kernels_options_default(&ko);
 	ko.threads = 1;
 	FP_CHECK(st, fp_kernels_create(&ko, &k));
-	FP_CHECK(st, fp_part2_create(k, pw, (int)n, &ck->cfg, &m));
-	if (fp_part2_n_params(m) != ck->n_params) {
-		st = FP_FAIL(FP_ERR_FORMAT, "%s: %zu parameters, the configuration gives %zu", model_name, ck->n_params,
-		             fp_part2_n_params(m));
+	size_t np;
+	if (ck->cfg.kind == FP_P2_MIL) {
+		const struct fp_part2_bags *bags = in->bags;
+		if (!bags && in->caches_dir && in->clinical_csv) {
+			FP_CHECK(st, fp_p2_site_bags(t, in->clinical_csv, in->caches_dir, in->site, &ck->cfg, &own_bags));
+			bags = &own_bags.bags;
+		}
+		if (!bags) {
+			st = FP_FAIL(FP_ERR_INVALID_ARG, "evaluation at %s: %s is a MIL model: it needs the site's tile-embedding "
+			             "bags (the quantified tile caches)", in->site, model_name);
+			goto fail;
+		}
+		if (bags->n < 0 || (size_t)bags->n != n || bags->e != ck->embed_dim) {
+			st = FP_FAIL(FP_ERR_DATA, "evaluation at %s: %d bags of embedding width %d for %zu patients; %s takes "
+			             "width %d", in->site, bags->n, bags->e, n, model_name, ck->embed_dim);
+			goto fail;
+		}
+		FP_CHECK(st, fp_part2_mil_create(k, pw, ck->embed_dim, n > 2 ? (int)n : 2, &ck->cfg, &mil));
+		np = fp_part2_mil_n_params(mil);
+		if (np == ck->n_params) {
+			FP_CHECK(st, fp_part2_mil_set_params(mil, ck->params));
+			FP_CHECK(st, fp_part2_mil_predict(mil, x, bags, eta, prop, NULL, NULL));
+		}
+	} else {
+		FP_CHECK(st, fp_part2_create(k, pw, (int)n, &ck->cfg, &m));
+		np = fp_part2_n_params(m);
+		if (np == ck->n_params) {
+			FP_CHECK(st, fp_part2_set_params(m, ck->params));
+			FP_CHECK(st, fp_part2_predict(m, x, (int)n, eta, prop, NULL));
+		}
+	}
+	if (np != ck->n_params) {
+		st = FP_FAIL(FP_ERR_FORMAT, "%s: %zu parameters, the configuration gives %zu", model_name, ck->n_params, np);
 		goto fail;
 	}
-	FP_CHECK(st, fp_part2_set_params(m, ck->params));
-	FP_CHECK(st, fp_part2_predict(m, x, (int)n, eta, prop, NULL));
 
 	/* rows: (n) each; ps: (n, 3) */
 	FP_CHECK(st, fp_alloc_array(n, sizeof *time, &v, "evaluation rows")); time = v;
@@ -224,6 +253,8 @@ enum fp_status fp_eval_site_summary(const struct fp_eval_site_input *in, json_t 
 fail:
 	json_decref(o);
 	fp_part2_destroy(m);
+	fp_part2_mil_destroy(mil);
+	fp_p2_bagset_close(&own_bags);
 	fp_kernels_destroy(k);
 	free(design);
 	free(names);

@@ -27,6 +27,8 @@
  *    H0 at 12/24/36 months; "done" carries every site's baseline and the
  *    agent writes p2_model_out (the file `fedpath predict --model` reads,
  *    the same bytes of model as the aggregator's);
+ *  - a plan with part2.kind = mil builds the MIL trainer (fp_p2_trainer_create_mil)
+ *    over p2_bags, which must then be given; the embeddings never leave;
  *  - TASK "evaluate" (Part 2, after the baselines): the final model, then
  *    EVAL_REQUEST; the agent builds the model in memory and answers
  *    EVAL_SUMMARY with fp_eval_site_summary's JSON (counts and sums only),
@@ -42,6 +44,7 @@
 #include <stdint.h>
 
 #include "fp_config.h"
+#include "fp_part2_mil.h"
 #include "fp_part2_table.h"
 #include "fp_plan.h"
 #include "fp_simulate.h"
@@ -57,6 +60,9 @@ struct fp_agent_config {
 	const char *p2_model_out;         /* Part 2: model file written when the study is done; NULL: none */
 	const char *p2_clinical_csv;      /* Part 2: the table's files, for the evaluation summary's */
 	const char *p2_features_csv;      /*   snapshot hash and date (features may be NULL) */
+	/* Part 2 plans with part2.kind = mil: one bag of tile embeddings per row of
+	 * p2_table (fp_p2_site_bags; borrowed), of the plan's part2.embed_dim. */
+	const struct fp_part2_bags *p2_bags;
 	const char *host;                 /* aggregator address */
 	int port;
 	const char *server_name;          /* DNS name on the aggregator's certificate */
@@ -102,6 +108,7 @@ struct fp_agent_file {
 	char p2_clinical[FP_CONFIG_STR_MAX];  /* Part 2 plans: clinical.csv */
 	char p2_features[FP_CONFIG_STR_MAX];  /* Part 2 plans: features.csv of `fedpath quantify` ("" : none) */
 	char p2_model_out[FP_CONFIG_STR_MAX]; /* Part 2 plans: the model file written when the study is done */
+	char p2_caches[FP_CONFIG_STR_MAX];    /* Part 2 MIL plans: the quantified tile caches */
 };
 extern const struct fp_config_schema fp_agent_schema;
 

@@ -35,6 +35,11 @@
  * baseline times (12, 24, 36), since H0 is stored only there.
  * AUC grid on that probability; NULL: 20 equal cells on [0, 1].
  *
+ * A MIL checkpoint predicts from the clinical design and the patient's bag
+ * of tile embeddings (bags or caches_dir below), the same maths as `fedpath
+ * predict --caches`; "table1" variables are then the clinical columns. An
+ * embedding width other than the model's, or a MIL model without bags, is
+ * FP_ERR_DATA / FP_ERR_INVALID_ARG naming the site.
  * Ownership: inputs are borrowed; *out is a new reference for the caller.
  * Errors: FP_ERR_NOT_FOUND when the model has no baseline for the site,
  * FP_ERR_DATA when the table's columns do not match the model's.
@@ -46,6 +51,7 @@
 #include <stddef.h>
 
 #include "fp_part2_ckpt.h"
+#include "fp_part2_mil.h"
 #include "fp_part2_table.h"
 #include "fp_status.h"
 
@@ -64,6 +70,11 @@ struct fp_eval_site_input {
 	double min_cell;                  /* smallest count released */
 	const char *snapshot_hash;        /* NULL: computed from the CSVs (needs clinical_csv) */
 	const char *snapshot_date;        /* NULL: clinical.csv's modification date */
+	/* A MIL model (train/fp_part2_mil.h) reads the tile embeddings instead of
+	 * features: one bag per table row (borrowed), or NULL: built from the
+	 * tile caches in caches_dir (needs clinical_csv, fp_p2_site_bags). */
+	const struct fp_part2_bags *bags;
+	const char *caches_dir;
 };
 
 enum fp_status fp_eval_site_summary(const struct fp_eval_site_input *in, json_t **out);

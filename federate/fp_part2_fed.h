@@ -15,8 +15,10 @@
  *  - doubles travel as protobuf doubles (their bits), so the pooled
  *    statistics a site receives are the aggregator's, bit for bit;
  *  - fp_p2fed_config is the configuration `fedpath simulate` (part2) builds:
- *    defaults, the trunk width, the plan's seed and steps, so a TLS study
- *    and the MPI simulation of one plan start from the same model.
+ *    defaults, the trunk width, the plan's seed and steps, and its [part2]
+ *    kind (with the MIL attention width and bag cap), so a TLS study and the
+ *    MPI simulation of one plan start from the same model; a MIL model's
+ *    embedding width is the plan's part2.embed_dim.
  * Ownership: fp_p2fed_msg_init fills a message whose arrays live in the
  * caller's struct fp_p2fed_msg (no heap).
  */

@@ -38,6 +38,7 @@
 #include <mpi.h>
 
 #include "fp_part2.h"
+#include "fp_part2_mil.h"
 #include "fp_part2_table.h"
 #include "fp_simulate.h"
 
@@ -79,6 +80,28 @@ void fp_p2_trainer_local(struct fp_p2_trainer *t, struct fp_local_trainer *out);
 enum fp_status fp_p2_trainer_baseline(struct fp_p2_trainer *t, const float *weights, double h0[FP_P2_N_HORIZONS]);
 /* Standardised design names (borrowed; fp_p2_design_width of them). */
 const char (*fp_p2_trainer_names(const struct fp_p2_trainer *t))[FP_P2_NAME_MAX];
+
+/* ---- Part 2, the MIL option (train/fp_part2_mil.h) ----
+ * The table is then built from clinical.csv alone (no features.csv) and the
+ * pooled statistics cover the clinical columns only; the model adds the
+ * pooled tile embeddings itself. */
+
+/* The bags of table t's patients from the tile caches in caches_dir: each
+ * cache's slide_uid attribute is matched with the uid `fedpath tile --site
+ * SITE` gives each slide of clinical.csv (so the slides must be readable, as
+ * for a features.csv keyed by slide_uid). A cache of a slide not in the
+ * table is skipped with a warning; a patient without any quantified cache is
+ * an error naming the patient. Bags are capped at cfg->bag_cap, subsampled
+ * with cfg->seed (fp_p2_bagset_build). out->ids borrow t's patient ids. */
+enum fp_status fp_p2_site_bags(const struct fp_p2_table *t, const char *clinical_csv, const char *caches_dir,
+                               const char *site, const struct fp_part2_config *cfg, struct fp_p2_bagset *out);
+/* A trainer for cfg->kind = FP_P2_MIL: bags (one per table row) borrowed and
+ * must outlive it; table and bags NULL on the coordinator side; e: the
+ * embedding width. The flat weights are fp_part2_mil.h's, exchanged by the
+ * same fp_local_trainer as the summary model's. */
+enum fp_status fp_p2_trainer_create_mil(const struct fp_p2_table *table, const struct fp_part2_bags *bags, int e,
+                                        const struct fp_p2_stats *pooled, const struct fp_part2_config *cfg,
+                                        struct fp_p2_trainer **out);
 
 /* ---- Part 1 ---- */
 

@@ -84,6 +84,11 @@ void fp_p2fed_config(const struct fp_study_plan *plan, int hidden, struct fp_par
 	out->hidden = hidden > 0 ? hidden : FP_P2FED_DEFAULT_HIDDEN;
 	out->seed = (uint64_t)plan->seed;
 	out->steps = plan->local_steps > 0 ? plan->local_steps : plan->local_epochs * out->steps;
+	if (plan->part2_kind == FP_PLAN_P2_MIL) {
+		out->kind = FP_P2_MIL;
+		out->attn = (int)plan->part2_attn;
+		out->bag_cap = (int)plan->part2_bag_cap;
+	}
 }
 
 /* The record on disk: this build's own struct (the state folder is the
@@ -153,6 +158,7 @@ enum fp_status fp_p2fed_build_model(const struct fp_study_plan *plan, uint32_t h
 	ck.n_params = n_params;
 	ck.rounds = rounds;
 	ck.n_sites = n_sites;
+	ck.embed_dim = ck.cfg.kind == FP_P2_MIL ? (int)plan->part2_embed_dim : 0;
 	FP_CHECK(st, fp_calloc_array((size_t)ck.p, FP_P2_NAME_MAX, &v, "names")); ck.names = v;
 	memcpy(ck.names, fp_p2_trainer_names(tr), (size_t)ck.p * FP_P2_NAME_MAX);
 	FP_CHECK(st, fp_calloc_array((size_t)n_sites, sizeof *ck.sites, &v, "sites")); ck.sites = v;

@@ -252,6 +252,85 @@ fail:
 	return st;
 }
 
+/* ---- the MIL option's bags ---- */
+
+enum fp_status fp_p2_site_bags(const struct fp_p2_table *t, const char *clinical_csv, const char *caches_dir,
+                               const char *site, const struct fp_part2_config *cfg, struct fp_p2_bagset *out)
+{
+	enum fp_status st;
+	struct fp_clinical *clin = NULL;
+	struct fp_p2_cache_emb *caches = NULL;
+	struct fp_p2_slide_emb *slides = NULL;
+	size_t n_caches = 0, n_used = 0;
+	int *row = NULL;
+	void *v;
+	memset(out, 0, sizeof *out);
+	if (t->n < 1 || t->n > 10000000) return FP_FAIL(FP_ERR_INVALID_ARG, "part2 mil: %zu patients", t->n);
+	FP_CHECK(st, fp_clinical_load(clinical_csv, stderr, &clin));
+	FP_CHECK(st, fp_p2_read_caches(caches_dir, &caches, &n_caches));
+	FP_CHECK(st, fp_calloc_array(n_caches, sizeof *slides, &v, "part2 mil slides")); slides = v;
+	/* row of each cache: through the uid of every clinical slide */
+	FP_CHECK(st, fp_calloc_array(n_caches, sizeof *row, &v, "part2 mil slides")); row = v;
+	for (size_t c = 0; c < n_caches; c++) row[c] = -1;
+	for (size_t i = 0; i < fp_clinical_count(clin); i++) {
+		const struct fp_clinical_row *r = fp_clinical_row(clin, i);
+		int tr = -1;
+		for (size_t j = 0; j < t->n && tr < 0; j++)
+			if (strcmp(t->patient[j], r->patient_id) == 0) tr = (int)j;
+		if (tr < 0) continue;
+		for (size_t s = 0; s < r->n_slides; s++) {
+			char sp[4096], uid[65];
+			if ((st = fp_clinical_slide_path(clin, r->slides[s], sp, sizeof sp)) != FP_OK ||
+			    (st = slide_uid(sp, site, uid)) != FP_OK) {
+				st = fp_error_wrap("linking the tile caches of %s to patients (slide of %s)", caches_dir,
+				                   r->patient_id);
+				goto fail;
+			}
+			for (size_t c = 0; c < n_caches; c++)
+				if (strcmp(caches[c].uid, uid) == 0) row[c] = tr;
+		}
+	}
+	for (size_t c = 0; c < n_caches; c++) {
+		if (row[c] < 0) {
+			FP_WARN("%s: slide %s is not a slide of a patient of %s's table (not in clinical.csv, or held out); "
+			        "cache ignored", caches[c].path, caches[c].uid, site);
+			continue;
+		}
+		slides[n_used++] = (struct fp_p2_slide_emb){row[c], caches[c].uid, caches[c].n, caches[c].emb};
+	}
+	if (n_used == 0) {
+		st = FP_FAIL(FP_ERR_DATA, "part2 mil: no tile cache in %s belongs to a patient of %s", caches_dir,
+		             clinical_csv);
+		goto fail;
+	}
+	FP_CHECK(st, fp_p2_bagset_build((int)t->n, caches[0].e, slides, n_used, cfg->bag_cap,
+	                                cfg->seed, out));
+	FP_CHECK(st, fp_calloc_array(t->n, sizeof *out->ids, &v, "part2 mil ids")); out->ids = v;
+	for (size_t j = 0; j < t->n; j++) out->ids[j] = t->patient[j];
+	out->bags.patient = out->ids;
+	for (size_t j = 0; j < t->n; j++)
+		if (out->offset[j + 1] == out->offset[j]) {
+			st = FP_FAIL(FP_ERR_DATA, "part2 mil at %s: patient %s has no quantified tile cache in %s (run `fedpath "
+			             "tile` and `fedpath quantify` on its slides, or leave it out of clinical.csv)",
+			             site, t->patient[j], caches_dir);
+			goto fail;
+		}
+	if (out->n_capped)
+		FP_INFO("part2 mil at %s: %d of %zu bags subsampled to %d tiles (%llu of %llu tiles kept)", site,
+		        out->n_capped, t->n, cfg->bag_cap, (unsigned long long)out->n_tiles_kept,
+		        (unsigned long long)out->n_tiles_in);
+	st = FP_OK;
+	goto done;
+fail:
+	fp_p2_bagset_close(out);
+done:
+	free(row);
+	free(slides);
+	fp_p2_caches_free(caches, n_caches);
+	fp_clinical_destroy(clin);
+	return st;
+}
+
 /* ---- federated standardisation over MPI ---- */
 
 enum fp_status fp_p2_pool_mpi(MPI_Comm comm, const struct fp_p2_stats *local, struct fp_p2_stats *pooled)
@@ -297,6 +376,9 @@ int fp_p2_design_width(const struct fp_p2_stats *pooled)
 struct fp_p2_trainer {
 	struct fp_kernels *k;
 	struct fp_part2_model *m;
+	struct fp_part2_mil *mil;         /* instead of m when cfg.kind is FP_P2_MIL */
+	const struct fp_part2_bags *bags; /* MIL: one bag per row, borrowed */
+	int e;                            /* MIL: embedding width */
 	struct fp_part2_config cfg;
 	long epoch_steps; /* the configuration's steps: one epoch (a full-batch call) */
 	int n, p;
@@ -312,6 +394,7 @@ void fp_p2_trainer_destroy(struct fp_p2_trainer *t)
 {
 	if (!t) return;
 	fp_part2_destroy(t->m);
+	fp_part2_mil_destroy(t->mil);
 	fp_kernels_destroy(t->k);
 	free(t->names);
 	free(t->x);
@@ -324,8 +407,28 @@ void fp_p2_trainer_destroy(struct fp_p2_trainer *t)
 	free(t);
 }
 
-enum fp_status fp_p2_trainer_create(const struct fp_p2_table *table, const struct fp_p2_stats *pooled,
-                                    const struct fp_part2_config *cfg, struct fp_p2_trainer **out)
+/* The model of t's kind for n rows and steps (cfg.steps replaced). */
+static enum fp_status build_model(struct fp_p2_trainer *t, int n, const struct fp_part2_config *c)
+{
+	if (c->kind == FP_P2_MIL) {
+		struct fp_part2_mil *mm = NULL;
+		FP_TRY(fp_part2_mil_create(t->k, t->p, t->e, n, c, &mm));
+		fp_part2_mil_destroy(t->mil);
+		t->mil = mm;
+		t->n_params = fp_part2_mil_n_params(mm);
+		return FP_OK;
+	}
+	struct fp_part2_model *m = NULL;
+	FP_TRY(fp_part2_create(t->k, t->p, n, c, &m));
+	fp_part2_destroy(t->m);
+	t->m = m;
+	t->n_params = fp_part2_n_params(m);
+	return FP_OK;
+}
+
+static enum fp_status trainer_create(const struct fp_p2_table *table, const struct fp_part2_bags *bags, int e,
+                                     const struct fp_p2_stats *pooled, const struct fp_part2_config *cfg,
+                                     struct fp_p2_trainer **out)
 {
 	enum fp_status st;
 	struct fp_p2_trainer *t = calloc(1, sizeof *t);
@@ -334,6 +437,8 @@ enum fp_status fp_p2_trainer_create(const struct fp_p2_table *table, const struc
 	*out = NULL;
 	if (!t) return FP_FAIL(FP_ERR_NOMEM, "part2 trainer");
 	t->cfg = *cfg;
+	t->bags = bags;
+	t->e = e;
 	t->epoch_steps = cfg->steps;
 	t->p = fp_p2_design_width(pooled);
 	if (table) {
@@ -383,8 +488,7 @@ enum fp_status fp_p2_trainer_create(const struct fp_p2_table *table, const struc
 	fp_kernels_options_default(&ko);
 	ko.threads = 1;
 	FP_CHECK(st, fp_kernels_create(&ko, &t->k));
-	FP_CHECK(st, fp_part2_create(t->k, t->p, t->n > 2 ? t->n : 2, &t->cfg, &t->m));
-	t->n_params = fp_part2_n_params(t->m);
+	FP_CHECK(st, build_model(t, t->n > 2 ? t->n : 2, &t->cfg));
 	FP_CHECK(st, fp_alloc_array(t->n_params, sizeof(float), &v, "part2 weights")); t->w_new = v;
 	*out = t;
 	t = NULL;
@@ -392,6 +496,29 @@ fail:
 	free(design);
 	fp_p2_trainer_destroy(t);
 	return st;
+}
+
+enum fp_status fp_p2_trainer_create(const struct fp_p2_table *table, const struct fp_p2_stats *pooled,
+                                    const struct fp_part2_config *cfg, struct fp_p2_trainer **out)
+{
+	if (cfg->kind == FP_P2_MIL)
+		return FP_FAIL(FP_ERR_INVALID_ARG, "part2: a MIL configuration needs the tile-embedding bags "
+		               "(fp_p2_trainer_create_mil)");
+	return trainer_create(table, NULL, 0, pooled, cfg, out);
+}
+
+enum fp_status fp_p2_trainer_create_mil(const struct fp_p2_table *table, const struct fp_part2_bags *bags, int e,
+                                        const struct fp_p2_stats *pooled, const struct fp_part2_config *cfg,
+                                        struct fp_p2_trainer **out)
+{
+	*out = NULL;
+	if (cfg->kind != FP_P2_MIL) return FP_FAIL(FP_ERR_INVALID_ARG, "part2: fp_p2_trainer_create_mil needs kind mil");
+	if (table && (!bags || bags->n < 0 || (size_t)bags->n != table->n))
+		return FP_FAIL(FP_ERR_INVALID_ARG, "part2 mil at %s: %d bags for %zu patients", table->site,
+		               bags ? bags->n : 0, table->n);
+	if (bags && bags->e != e)
+		return FP_FAIL(FP_ERR_DATA, "part2 mil: the bags hold embeddings of width %d, the model %d", bags->e, e);
+	return trainer_create(table, bags, e, pooled, cfg, out);
 }
 
 static struct fp_part2_batch batch_of(const struct fp_p2_trainer *t)
@@ -403,7 +530,7 @@ static struct fp_part2_batch batch_of(const struct fp_p2_trainer *t)
 static enum fp_status p2_init(void *ctx, float *w)
 {
 	struct fp_p2_trainer *t = ctx;
-	return fp_part2_get_params(t->m, w);
+	return t->mil ? fp_part2_mil_get_params(t->mil, w) : fp_part2_get_params(t->m, w);
 }
 
 static enum fp_status p2_train(void *ctx, const float *weights, int64_t round, const struct fp_study_plan *plan,
@@ -420,17 +547,20 @@ static enum fp_status p2_train(void *ctx, const float *weights, int64_t round, c
 	if (steps != t->cfg.steps) {
 		struct fp_part2_config c = t->cfg;
 		c.steps = steps;
-		struct fp_part2_model *m = NULL;
-		FP_TRY(fp_part2_create(t->k, t->p, t->n, &c, &m));
-		fp_part2_destroy(t->m);
-		t->m = m;
+		FP_TRY(build_model(t, t->n, &c));
 		t->cfg = c;
 	}
 	struct fp_part2_batch b = batch_of(t);
 	struct fp_part2_loss l;
-	FP_TRY(fp_part2_set_params(t->m, weights));
-	FP_TRY(fp_part2_train(t->m, &b, weights, plan->fedprox_mu, &l));
-	FP_TRY(fp_part2_get_params(t->m, t->w_new));
+	if (t->mil) {
+		FP_TRY(fp_part2_mil_set_params(t->mil, weights));
+		FP_TRY(fp_part2_mil_train(t->mil, &b, t->bags, weights, plan->fedprox_mu, &l));
+		FP_TRY(fp_part2_mil_get_params(t->mil, t->w_new));
+	} else {
+		FP_TRY(fp_part2_set_params(t->m, weights));
+		FP_TRY(fp_part2_train(t->m, &b, weights, plan->fedprox_mu, &l));
+		FP_TRY(fp_part2_get_params(t->m, t->w_new));
+	}
 	for (size_t i = 0; i < t->n_params; i++) update[i] = t->w_new[i] - weights[i];
 	*n_samples = (uint64_t)t->n;
 	*loss = l.total;
@@ -449,6 +579,10 @@ enum fp_status fp_p2_trainer_baseline(struct fp_p2_trainer *t, const float *weig
 {
 	if (t->n == 0) return FP_FAIL(FP_ERR_STATE, "part2: a baseline needs the site's patients");
 	struct fp_part2_batch b = batch_of(t);
+	if (t->mil) {
+		FP_TRY(fp_part2_mil_set_params(t->mil, weights));
+		return fp_part2_mil_baseline(t->mil, &b, t->bags, fp_p2_horizons, FP_P2_N_HORIZONS, h0);
+	}
 	FP_TRY(fp_part2_set_params(t->m, weights));
 	return fp_part2_baseline(t->m, &b, fp_p2_horizons, FP_P2_N_HORIZONS, h0);
 }

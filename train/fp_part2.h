@@ -27,6 +27,10 @@
  * f.bias, g.weight (3, hidden), g.bias, prop.weight (3, hidden), prop.bias,
  * os.weight (1, hidden), os.bias.
  *
+ * With cfg.kind = FP_P2_MIL this network is the trunk and heads of the
+ * gated-attention MIL model (fp_part2_mil.h), which builds it through
+ * fp_part2_mil_create; fp_part2_create itself refuses a MIL configuration.
+ *
  * Facts (tests/unit/test_part2.c):
  *  - the analytic gradient equals central finite differences of the loss;
  *  - on a phantom cohort trained centrally, the C-index of eta(x, a_received)
@@ -56,9 +60,16 @@ struct fp_part2_config {
 	double ipw_min, ipw_max;
 	double margin;         /* minimum log-hazard benefit to recommend a more intensive regimen */
 	uint64_t seed;
+	/* Which inputs the trunk sees (train/fp_part2_mil.h): FP_P2_SUMMARY, the
+	 * patient table's columns; FP_P2_MIL, the clinical columns plus a
+	 * gated-attention pooling of the patient's tile embeddings. */
+	int kind;
+	int attn;              /* MIL: attention width D, 1..1024 */
+	int bag_cap;           /* MIL: at most this many tiles per patient, 1..1000000 */
 };
+enum fp_part2_kind { FP_P2_SUMMARY = 0, FP_P2_MIL = 1 };
 /* hidden 16, lr 0.01, wd 1e-4, 80 steps (more overfits: docs/PART2.md), lambda_prop 1, lambda_os 0.5,
- * ipw [0.1, 10], margin 0.1, seed 1. */
+ * ipw [0.1, 10], margin 0.1, seed 1; kind summary, attn 32, bag_cap 1024. */
 void fp_part2_config_default(struct fp_part2_config *c);
 enum fp_status fp_part2_config_check(const struct fp_part2_config *c);
 
@@ -94,6 +105,15 @@ struct fp_part2_loss {
 enum fp_status fp_part2_loss(struct fp_part2_model *m, const struct fp_part2_batch *b, int backward,
                              struct fp_part2_loss *out);
 enum fp_status fp_part2_get_grads(struct fp_part2_model *m, float *host);
+/* dx: (n, p) host, the gradient of the last backward fp_part2_loss with
+ * respect to its design x (what the MIL pooling back-propagates). */
+enum fp_status fp_part2_get_input_grads(struct fp_part2_model *m, int n, float *dx);
+/* The inverse-propensity weights fp_part2_train computes at its start, from
+ * the propensity head at the current parameters; held by the model for the
+ * following fp_part2_loss calls (train/part2_mil.c trains through these). */
+enum fp_status fp_part2_set_ipw(struct fp_part2_model *m, const struct fp_part2_batch *b);
+/* mask: (n_params) 1 where AdamW's weight decay applies (weight matrices). */
+void fp_part2_decay_mask(const struct fp_part2_model *m, unsigned char *mask);
 
 /* cfg.steps AdamW steps on the batch. With prox_center (n_params floats) and
  * mu > 0, adds FedProx's (mu / 2) ||w - center||^2. Optimiser moments start

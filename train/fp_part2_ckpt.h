@@ -11,6 +11,12 @@
  * cumulative hazard at 12/24/36 months, and the model hash (hex SHA-256 of
  * the float32 parameters, as the aggregator hashes its models).
  *
+ * The configuration records the model kind ("summary" or "mil", with the
+ * MIL attention width and bag cap; a file without it is a summary model) and
+ * a MIL checkpoint the tile-embedding width `embed_dim`; its design columns
+ * are the clinical ones, the model's input being them plus the pooled
+ * embedding (train/fp_part2_mil.h).
+ *
  * The reader refuses (FP_ERR_FORMAT / FP_ERR_CHECKSUM, naming the file and
  * field) a parameter count that does not match the configuration and the
  * design width, design names that do not follow from the statistics, a
@@ -40,6 +46,7 @@ struct fp_p2_ckpt {
 	char (*sites)[33];                  /* (n_sites) owned */
 	double (*h0)[FP_P2_CKPT_HORIZONS];  /* (n_sites, 3) owned */
 	long rounds;                        /* federated rounds behind the parameters */
+	int embed_dim;                      /* MIL: tile embedding width E; 0 for the summary model */
 	char model_hash[FP_SHA256_HEX_SIZE];
 };
 
@@ -53,5 +60,10 @@ void fp_p2_ckpt_close(struct fp_p2_ckpt *c);
 
 /* The n_params a configuration and design width give (no model built). */
 size_t fp_p2_ckpt_expected_params(int p, int hidden);
+/* The same for either kind: p design columns, e the MIL embedding width. */
+size_t fp_p2_ckpt_expected_params_of(const struct fp_part2_config *cfg, int p, int e);
+/* FP_ERR_FORMAT naming `path` and both kinds when c is not of `kind`
+ * (enum fp_part2_kind): a summary checkpoint is never run as MIL or back. */
+enum fp_status fp_p2_ckpt_require_kind(const struct fp_p2_ckpt *c, int kind, const char *path);
 
 #endif

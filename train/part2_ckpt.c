@@ -32,6 +32,26 @@ size_t fp_p2_ckpt_expected_params(int p, int hidden)
 	return h * (size_t)p + h + h + 1 + 3 * h + 3 + 3 * h + 3 + h + 1;
 }
 
+size_t fp_p2_ckpt_expected_params_of(const struct fp_part2_config *cfg, int p, int e)
+{
+	if (cfg->kind != FP_P2_MIL) return fp_p2_ckpt_expected_params(p, cfg->hidden);
+	size_t d = (size_t)cfg->attn;
+	return fp_p2_ckpt_expected_params(p + e, cfg->hidden) + 2 * d * (size_t)e + 3 * d;
+}
+
+static const char *kind_name(int kind)
+{
+	return kind == FP_P2_MIL ? "mil" : "summary";
+}
+
+enum fp_status fp_p2_ckpt_require_kind(const struct fp_p2_ckpt *c, int kind, const char *path)
+{
+	if (c->cfg.kind == kind) return FP_OK;
+	return FP_FAIL(FP_ERR_FORMAT, "part2 checkpoint %s is a %s model, but a %s model was asked for%s", path,
+	               kind_name(c->cfg.kind), kind_name(kind),
+	               c->cfg.kind == FP_P2_MIL ? " (a MIL model reads tile embeddings: give it the tile caches)" : "");
+}
+
 enum fp_status fp_p2_params_hash(const float *params, size_t n, char out[FP_SHA256_HEX_SIZE])
 {
 	uint8_t d[FP_SHA256_SIZE];
@@ -55,10 +75,11 @@ static json_t *real_array(const double *x, size_t n)
 
 static json_t *config_json(const struct fp_part2_config *c)
 {
-	return json_pack("{s:i, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:f, s:I}", "hidden", c->hidden, "lr", c->lr,
-	                 "weight_decay", c->weight_decay, "steps", (json_int_t)c->steps, "lambda_prop", c->lambda_prop,
-	                 "lambda_os", c->lambda_os, "ipw_min", c->ipw_min, "ipw_max", c->ipw_max, "margin", c->margin,
-	                 "seed", (json_int_t)c->seed);
+	return json_pack("{s:i, s:f, s:f, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:s, s:i, s:i}", "hidden", c->hidden, "lr",
+	                 c->lr, "weight_decay", c->weight_decay, "steps", (json_int_t)c->steps, "lambda_prop",
+	                 c->lambda_prop, "lambda_os", c->lambda_os, "ipw_min", c->ipw_min, "ipw_max", c->ipw_max, "margin",
+	                 c->margin, "seed", (json_int_t)c->seed, "kind", kind_name(c->kind), "attn", c->attn, "bag_cap",
+	                 c->bag_cap);
 }
 
 enum fp_status fp_p2_ckpt_save(struct fp_p2_ckpt *c, const char *path)
@@ -76,6 +97,7 @@ enum fp_status fp_p2_ckpt_save(struct fp_p2_ckpt *c, const char *path)
 	    json_object_set_new(doc, "version", json_integer(FP_P2_CKPT_VERSION)) ||
 	    json_object_set_new(doc, "model_hash", json_string(c->model_hash)) ||
 	    json_object_set_new(doc, "rounds", json_integer(c->rounds)) ||
+	    json_object_set_new(doc, "embed_dim", json_integer(c->cfg.kind == FP_P2_MIL ? c->embed_dim : 0)) ||
 	    json_object_set_new(doc, "config", config_json(&c->cfg)))
 		goto nomem;
 	/* pooled statistics: raw columns */
@@ -171,6 +193,28 @@ static enum fp_status read_config(const json_t *doc, const char *path, struct fp
 	c->hidden = (int)hidden;
 	c->steps = (long)steps;
 	c->seed = (uint64_t)seed;
+	/* kind, attn, bag_cap: absent in files older than the MIL option, which
+	 * are all summary models */
+	struct fp_part2_config def;
+	fp_part2_config_default(&def);
+	c->kind = FP_P2_SUMMARY;
+	c->attn = def.attn;
+	c->bag_cap = def.bag_cap;
+	const json_t *kind = json_object_get(o, "kind");
+	if (kind) {
+		const char *ks = json_string_value(kind);
+		if (ks && strcmp(ks, "mil") == 0) c->kind = FP_P2_MIL;
+		else if (!ks || strcmp(ks, "summary") != 0)
+			return FP_FAIL(FP_ERR_FORMAT, "part2 checkpoint %s: config kind is not \"summary\" or \"mil\"", path);
+		long long attn, cap;
+		FP_TRY(fp_json_get_int(o, "attn", where, &attn));
+		FP_TRY(fp_json_get_int(o, "bag_cap", where, &cap));
+		if (attn < 1 || attn > 1024 || cap < 1 || cap > 1000000)
+			return FP_FAIL(FP_ERR_FORMAT, "part2 checkpoint %s: config attn %lld or bag_cap %lld is out of range",
+			               path, attn, cap);
+		c->attn = (int)attn;
+		c->bag_cap = (int)cap;
+	}
 	if (fp_part2_config_check(c) != FP_OK) return fp_error_wrap("part2 checkpoint %s", path);
 	return FP_OK;
 }
@@ -200,6 +244,15 @@ enum fp_status fp_p2_ckpt_load(const char *path, struct fp_p2_ckpt *c)
 	FP_CHECK(st, read_config(doc, path, &c->cfg));
 	long long rounds = 0;
 	if (fp_json_get_int(doc, "rounds", path, &rounds) == FP_OK) c->rounds = (long)rounds;
+	if (c->cfg.kind == FP_P2_MIL) {
+		long long ed = 0;
+		FP_CHECK(st, fp_json_get_int(doc, "embed_dim", path, &ed));
+		if (ed < 1 || ed > 65536) {
+			st = FP_FAIL(FP_ERR_FORMAT, "part2 checkpoint %s: MIL embed_dim %lld is outside 1..65536", path, ed);
+			goto fail;
+		}
+		c->embed_dim = (int)ed;
+	}
 	const char *hash = json_string_value(json_object_get(doc, "model_hash"));
 	if (!hash || strlen(hash) != FP_SHA256_HEX_SIZE - 1) {
 		st = FP_FAIL(FP_ERR_FORMAT, "part2 checkpoint %s: 'model_hash' is missing or not 64 hex digits", path);
@@ -249,7 +302,7 @@ enum fp_status fp_p2_ckpt_load(const char *path, struct fp_p2_ckpt *c)
 			goto fail;
 		}
 	/* parameters */
-	c->n_params = fp_p2_ckpt_expected_params(c->p, c->cfg.hidden);
+	c->n_params = fp_p2_ckpt_expected_params_of(&c->cfg, c->p, c->embed_dim);
 	const char *ps = json_string_value(json_object_get(doc, "params"));
 	if (!ps) {
 		st = FP_FAIL(FP_ERR_FORMAT, "part2 checkpoint %s: 'params' is missing", path);
@@ -271,9 +324,9 @@ enum fp_status fp_p2_ckpt_load(const char *path, struct fp_p2_ckpt *c)
 	}
 	if (got != c->n_params) {
 		st = FP_FAIL(FP_ERR_FORMAT,
-		             "part2 checkpoint %s: %zu parameters, but hidden %d and %d design columns need %zu: the "
-		             "configuration does not match the parameters",
-		             path, got, c->cfg.hidden, c->p, c->n_params);
+		             "part2 checkpoint %s: %zu parameters, but a %s model with hidden %d, %d design columns and "
+		             "embedding width %d needs %zu: the configuration does not match the parameters",
+		             path, got, kind_name(c->cfg.kind), c->cfg.hidden, c->p, c->embed_dim, c->n_params);
 		goto fail;
 	}
 	char h[FP_SHA256_HEX_SIZE];

@@ -28,7 +28,7 @@ struct fp_part2_model {
 	/* backend views into the arena */
 	float *params, *grads, *adam_m, *adam_v;
 	float *x, *hpre, *hact, *f, *g, *prop, *probs, *os;
-	float *eta, *deta, *df, *dg, *dprop, *dos, *dh, *dtmp, *dhpre;
+	float *eta, *deta, *df, *dg, *dprop, *dos, *dh, *dtmp, *dhpre, *dx;
 	float *time, *event, *weight, *ostime, *osevent, *loss;
 	int32_t *labels;
 	/* host scratch */
@@ -50,6 +50,9 @@ void fp_part2_config_default(struct fp_part2_config *c)
 	c->ipw_max = 10.0;
 	c->margin = 0.1;
 	c->seed = 1;
+	c->kind = FP_P2_SUMMARY;
+	c->attn = 32;
+	c->bag_cap = 1024;
 }
 
 enum fp_status fp_part2_config_check(const struct fp_part2_config *c)
@@ -65,6 +68,11 @@ enum fp_status fp_part2_config_check(const struct fp_part2_config *c)
 		return FP_FAIL(FP_ERR_INVALID_ARG, "part2: ipw range [%g, %g] must contain 1 and be positive", c->ipw_min,
 		               c->ipw_max);
 	if (!(c->margin >= 0)) return FP_FAIL(FP_ERR_INVALID_ARG, "part2: margin %g must be >= 0", c->margin);
+	if (c->kind != FP_P2_SUMMARY && c->kind != FP_P2_MIL)
+		return FP_FAIL(FP_ERR_INVALID_ARG, "part2: model kind %d is neither summary (0) nor mil (1)", c->kind);
+	if (c->attn < 1 || c->attn > 1024) return FP_FAIL(FP_ERR_INVALID_ARG, "part2: attn %d is outside 1..1024", c->attn);
+	if (c->bag_cap < 1 || c->bag_cap > 1000000)
+		return FP_FAIL(FP_ERR_INVALID_ARG, "part2: bag_cap %d is outside 1..1000000", c->bag_cap);
 	return FP_OK;
 }
 
@@ -105,6 +113,9 @@ enum fp_status fp_part2_create(struct fp_kernels *k, int p, int max_n, const str
 {
 	enum fp_status st;
 	FP_TRY(fp_part2_config_check(cfg));
+	if (cfg->kind != FP_P2_SUMMARY)
+		return FP_FAIL(FP_ERR_INVALID_ARG, "part2: this configuration is of a MIL model (kind mil): the summary model "
+		               "cannot take its parameters; build it with fp_part2_mil_create (train/fp_part2_mil.h)");
 	if (p < 1 || p > 4096 || max_n < 2 || max_n > 10000000)
 		return FP_FAIL(FP_ERR_INVALID_ARG, "part2: %d inputs or %d rows is out of range", p, max_n);
 	struct fp_part2_model *m = calloc(1, sizeof *m);
@@ -121,7 +132,7 @@ enum fp_status fp_part2_create(struct fp_kernels *k, int p, int max_n, const str
 	m->n_params = m->off[N_TENSORS];
 	/* arena: 4 parameter-sized vectors + activations */
 	size_t P = m->n_params;
-	size_t acts = n * pp + 3 * n * h /* hpre, hact, dh */ + 2 * n * h /* dtmp, dhpre */ + n * (1 + 3 + 3 + 3 + 1) +
+	size_t acts = 2 * n * pp /* x, dx */ + 3 * n * h /* hpre, hact, dh */ + 2 * n * h /* dtmp, dhpre */ + n * (1 + 3 + 3 + 3 + 1) +
 	              n * (1 + 1 + 1 + 3 + 3 + 1) + n * 5 + 4 + n /* labels as int32 */;
 	size_t total;
 	FP_CHECK(st, fp_size_add(4 * P, acts, &total, "part2 arena"));
@@ -135,6 +146,7 @@ enum fp_status fp_part2_create(struct fp_kernels *k, int p, int max_n, const str
 	TAKE(m->adam_m, P);
 	TAKE(m->adam_v, P);
 	TAKE(m->x, n * pp);
+	TAKE(m->dx, n * pp);
 	TAKE(m->hpre, n * h);
 	TAKE(m->hact, n * h);
 	TAKE(m->dh, n * h);
@@ -207,6 +219,18 @@ enum fp_status fp_part2_get_grads(struct fp_part2_model *m, float *host)
 	return fp_kernels_download(m->k, host, m->grads, m->n_params * sizeof(float));
 }
 
+enum fp_status fp_part2_get_input_grads(struct fp_part2_model *m, int n, float *dx)
+{
+	if (n < 1 || n > m->max_n) return FP_FAIL(FP_ERR_INVALID_ARG, "part2: %d rows; this model takes 1..%d", n, m->max_n);
+	return fp_kernels_download(m->k, dx, m->dx, (size_t)n * (size_t)m->p * sizeof(float));
+}
+
+void fp_part2_decay_mask(const struct fp_part2_model *m, unsigned char *mask)
+{
+	for (int t = 0; t < N_TENSORS; t++)
+		for (size_t i = m->off[t]; i < m->off[t + 1]; i++) mask[i] = (unsigned char)decay_of[t];
+}
+
 static float *T(struct fp_part2_model *m, float *base, int t)
 {
 	return base + m->off[t];
@@ -275,6 +299,12 @@ static enum fp_status set_weights(struct fp_part2_model *m, const struct fp_part
 	}
 	m->weights_set = 1;
 	return fp_kernels_upload(m->k, m->weight, m->h_w, (size_t)n * sizeof(float));
+}
+
+enum fp_status fp_part2_set_ipw(struct fp_part2_model *m, const struct fp_part2_batch *b)
+{
+	FP_TRY(check_batch(m, b));
+	return set_weights(m, b);
 }
 
 static enum fp_status upload_outcomes(struct fp_part2_model *m, const struct fp_part2_batch *b)
@@ -401,7 +431,7 @@ enum fp_status fp_part2_loss(struct fp_part2_model *m, const struct fp_part2_bat
 	}
 	FP_TRY(head_backward(m, n, T_WO, T_BO, m->dos, 1));
 	FP_TRY(fp_k_relu_backward(k, m->dhpre, m->dh, m->hact, (size_t)n * (size_t)m->h));
-	FP_TRY(fp_k_linear_backward(k, NULL, T(m, m->grads, T_W1), T(m, m->grads, T_B1), m->dhpre, m->x,
+	FP_TRY(fp_k_linear_backward(k, m->dx, T(m, m->grads, T_W1), T(m, m->grads, T_B1), m->dhpre, m->x,
 	                            T(m, m->params, T_W1), n, m->p, m->h));
 	return FP_OK;
 }

@@ -177,7 +177,7 @@ FP_TEST(eval_site_predicts_as_predict_and_pools_exactly)
 		/* site 1 from files and the checkpoint path, site 2 from memory */
 		struct fp_eval_site_input in = {sites[c], c ? &co.tab[c] : NULL, clin, feat, c ? &co.ck : NULL,
 		                                c ? NULL : co.model, NULL, 24, NULL, 0, {0.3, 0.6}, 0, c ? "sha256:given" : NULL,
-		                                c ? "2026-11-01" : NULL};
+		                                c ? "2026-11-01" : NULL, NULL, NULL};
 		json_t *s = NULL;
 		CHECK_OK(fp_eval_site_summary(&in, &s));
 		/* only summaries cross the wire: dump, check, parse back */
@@ -238,7 +238,7 @@ FP_TEST(eval_site_suppresses_small_cells)
 	static struct cohort co;
 	cohort_open(&co);
 	struct fp_eval_site_input in = {"H01", &co.tab[0], NULL, NULL, &co.ck, NULL, NULL, 36, NULL, 0, {0.3, 0.6}, 10,
-	                                "x", "y"};
+	                                "x", "y", NULL, NULL};
 	json_t *s = NULL;
 	CHECK_OK(fp_eval_site_summary(&in, &s));
 	/* every released KM row holds >= 10 patients, groups too */
@@ -303,7 +303,7 @@ FP_TEST(eval_site_summaries_build_the_report)
 	json_t *sum[CENTRES], *agg = NULL;
 	for (int c = 0; c < CENTRES; c++) {
 		struct fp_eval_site_input in = {sites[c], &co.tab[c], NULL, NULL, &co.ck, NULL, NULL, 24, NULL, 0, {0.3, 0.6}, 3,
-		                                "sha256:snap", "2026-11-20"};
+		                                "sha256:snap", "2026-11-20", NULL, NULL};
 		CHECK_OK(fp_eval_site_summary(&in, &sum[c]));
 		snprintf(path, sizeof path, "%s/%s.json", dir, sites[c]);
 		CHECK_OK(fp_json_save_file(path, sum[c], 0644));
