@@ -19,7 +19,6 @@
 #include "fp_audit.h"
 #include "fp_common.h"
 #include "fp_eval_site.h"
-#include "fp_fed_stream.h"
 #include "fp_log.h"
 #include "fp_part2_fed.h"
 #include "fp_server.h"
@@ -33,8 +32,7 @@ struct kept {
 	uint8_t base[32];
 	uint64_t samples;
 	double loss;
-	struct fp_stream_tx *tx; /* borrows update; gives the tensor header */
-	struct fp_fed_tx send;   /* the sender's resume state */
+	struct fp_stream_tx *tx; /* borrows update; gives the tensor header; its resume state */
 };
 
 struct agent {
@@ -108,8 +106,9 @@ struct model_sink {
 	uint64_t cap;
 };
 
-static enum fp_status sink_model(void *ctx, uint64_t offset, const void *data, size_t len)
+static enum fp_status sink_model(void *ctx, uint64_t offset, const void *data, size_t len, const uint8_t digest[32])
 {
+	(void)digest;
 	struct model_sink *m = ctx;
 	if (offset > m->cap || len > m->cap - offset)
 		return FP_FAIL(FP_ERR_PROTOCOL, "model stream: %zu bytes at offset %llu exceed the model's %llu", len,
@@ -130,9 +129,15 @@ static void sleep_s(const struct agent *a, double s)
 	}
 }
 
-/* Receives the model a task announces into a->model; h: its SHA-256, checked
- * against the task's base-model hash. */
-static enum fp_status recv_model(struct agent *a, const Fedpath__Task *t, struct fp_frame *fr, uint8_t h[32])
+/* Receives the model a task announces into a->model; h: its SHA-256. The
+ * stream has checked every byte against the tensor digest the task carries;
+ * with `rehash` the SHA-256 is computed here and checked against the task's
+ * base-model hash (the final model, a model to evaluate: once a study), else
+ * it is the task's (every training round: a second pass over a model's worth
+ * of bytes per round would check only the aggregator's consistency with
+ * itself, both values arriving on the same authenticated connection). */
+static enum fp_status recv_model(struct agent *a, const Fedpath__Task *t, struct fp_frame *fr, int rehash,
+                                 uint8_t h[32])
 {
 	enum fp_status st;
 	struct fp_stream_rx *rx = NULL;
@@ -144,6 +149,10 @@ static enum fp_status recv_model(struct agent *a, const Fedpath__Task *t, struct
 	struct model_sink ms = {(uint8_t *)a->model, (uint64_t)a->n * sizeof(float)};
 	FP_CHECK(st, fp_stream_rx_create(t->model, sink_model, &ms, &rx));
 	FP_CHECK(st, fp_stream_rx_recv(rx, &a->io, fr));
+	if (!rehash) {
+		memcpy(h, t->base_model_hash.data, 32);
+		goto fail;
+	}
 	FP_CHECK(st, fp_sha256(a->model, a->n * sizeof(float), h));
 	if (memcmp(h, t->base_model_hash.data, 32) != 0)
 		st = FP_FAIL(FP_ERR_CHECKSUM, "site %s: the model of round %llu does not match its base-model hash",
@@ -172,7 +181,16 @@ static enum fp_status p2_ensure(struct agent *a, const Fedpath__Task *t)
 	if (a->p2 && hidden == a->p2_hidden && memcmp(pooled, a->p2_pooled, sizeof *pooled) == 0) goto fail; /* same */
 	struct fp_part2_config pc;
 	fp_p2fed_config(a->cfg->plan, (int)hidden, &pc);
-	FP_CHECK(st, fp_p2_trainer_create(a->cfg->p2_table, pooled, &pc, &tr));
+	if (pc.kind == FP_P2_MIL && !a->cfg->p2_bags) {
+		st = FP_FAIL(FP_ERR_STATE, "site %s: the plan's part2.kind = mil needs this site's tile-embedding bags "
+		                           "(site.ini [part2] caches)", a->cfg->site_id);
+		goto fail;
+	}
+	if (pc.kind == FP_P2_MIL)
+		FP_CHECK(st, fp_p2_trainer_create_mil(a->cfg->p2_table, a->cfg->p2_bags, (int)a->cfg->plan->part2_embed_dim,
+		                                      pooled, &pc, &tr));
+	else
+		FP_CHECK(st, fp_p2_trainer_create(a->cfg->p2_table, pooled, &pc, &tr));
 	struct fp_local_trainer lt;
 	fp_p2_trainer_local(tr, &lt);
 	m = malloc(lt.n_params * sizeof(float));
@@ -254,7 +272,7 @@ static enum fp_status do_baseline(struct agent *a, const Fedpath__Task *t, struc
 	uint8_t h[32];
 	double h0[FP_P2_N_HORIZONS];
 	FP_CHECK(st, p2_ensure(a, t));
-	FP_CHECK(st, recv_model(a, t, fr, h));
+	FP_CHECK(st, recv_model(a, t, fr, 1, h));
 	FP_CHECK(st, fp_p2_trainer_baseline(a->p2, a->model, h0));
 	Fedpath__Part2Baseline b = FEDPATH__PART2_BASELINE__INIT;
 	b.site = (char *)a->cfg->site_id;
@@ -368,6 +386,7 @@ static enum fp_status eval_summary(struct agent *a, const Fedpath__Task *t, cons
 	in.table = a->cfg->p2_table;
 	in.clinical_csv = a->cfg->p2_clinical_csv;
 	in.features_csv = a->cfg->p2_features_csv;
+	in.bags = a->cfg->p2_bags;
 	in.model = &ck;
 	in.horizon = er->horizon;
 	in.grid_edges = er->grid_edges;
@@ -407,7 +426,7 @@ static enum fp_status do_evaluate(struct agent *a, const Fedpath__Task *t, struc
 	uint8_t h[32];
 	uint64_t n_events = 0;
 	FP_CHECK(st, p2_ensure(a, t));
-	FP_CHECK(st, recv_model(a, t, fr, h));
+	FP_CHECK(st, recv_model(a, t, fr, 1, h));
 	a->have_final = 1;
 	memcpy(a->final_hash, h, 32);
 	FP_CHECK(st, fp_msg_recv(&a->io, fr, FP_FRAME_EVAL_REQUEST, &req));
@@ -467,7 +486,7 @@ static enum fp_status do_train(struct agent *a, const Fedpath__Task *t, struct f
 	}
 	if (cfg->plan->model == FP_PLAN_PART2) FP_CHECK(st, p2_ensure(a, t));
 	uint8_t h[32];
-	FP_CHECK(st, recv_model(a, t, fr, h));
+	FP_CHECK(st, recv_model(a, t, fr, 0, h));
 	a->st.tasks++;
 	fp_log_set_round((long)t->round);
 	if (a->k.have && (a->k.round != (int64_t)t->round || memcmp(a->k.base, h, 32) != 0)) kept_drop(a);
@@ -481,9 +500,6 @@ static enum fp_status do_train(struct agent *a, const Fedpath__Task *t, struct f
 		FP_CHECK(st, fp_stream_tx_create((uint64_t)t->round, a->update, (uint64_t)a->n * sizeof(float),
 		                                 cfg->upload_chunk_bytes ? cfg->upload_chunk_bytes : FP_SERVER_CHUNK_BYTES,
 		                                 &a->k.tx));
-		a->k.send = (struct fp_fed_tx){(uint64_t)t->round, (uint64_t)a->n * sizeof(float),
-		                               cfg->upload_chunk_bytes ? cfg->upload_chunk_bytes : FP_SERVER_CHUNK_BYTES,
-		                               (const uint8_t *)a->update, 0, 0};
 		a->k.have = 1;
 		a->k.round = (int64_t)t->round;
 		memcpy(a->k.base, h, 32);
@@ -504,9 +520,11 @@ static enum fp_status do_train(struct agent *a, const Fedpath__Task *t, struct f
 	a->uploading = 1;
 	a->upload_bytes = 0;
 	st = fp_msg_send(&a->io, FP_FRAME_UPDATE, &u.base);
-	uint64_t sent0 = a->k.send.chunks_sent;
-	if (st == FP_OK) st = fp_fed_tx_send(&a->k.send, &a->io, fr, FP_STREAM_DEFAULT_WINDOW);
-	a->st.chunks_sent += (int64_t)(a->k.send.chunks_sent - sent0);
+	uint64_t sent0 = 0, sent1 = 0;
+	fp_stream_tx_stats(a->k.tx, &sent0, NULL);
+	if (st == FP_OK) st = fp_stream_tx_send(a->k.tx, &a->io, fr, FP_STREAM_DEFAULT_WINDOW);
+	fp_stream_tx_stats(a->k.tx, &sent1, NULL);
+	a->st.chunks_sent += (int64_t)(sent1 - sent0);
 	a->uploading = 0;
 	if (st != FP_OK) goto fail;
 	/* Only the aggregator's own ERROR drops the kept update; a lost
@@ -745,6 +763,8 @@ static const struct fp_config_key agent_keys[] = {
 	  "Part 2 plans: per-slide features from fedpath quantify (empty: clinical columns only)"),
 	K("part2", "model_out", FP_CFG_STRING, p2_model_out, "part2-model.ckpt", 0, 0, NULL,
 	  "Part 2 plans: the model file for fedpath predict, written when the study is done"),
+	K("part2", "caches", FP_CFG_STRING, p2_caches, "", 0, 0, NULL,
+	  "Part 2 plans with part2.kind = mil: folder of this site's quantified tile caches (their embeddings stay here)"),
 };
 
 const struct fp_config_schema fp_agent_schema = {"agent", agent_keys, sizeof agent_keys / sizeof agent_keys[0]};

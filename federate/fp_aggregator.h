@@ -7,9 +7,12 @@
  * that must survive kill -9:
  *
  *   DIR/journal.jsonl                 append-only, one fsync'ed JSON record per event
- *   DIR/models/round-<r>.fpm          global model after round r (framed, SHA-256)
- *   DIR/models/server-<r>.fpo         FedAdam/FedYogi moments after round r
- *   DIR/updates/round-<r>/<site>.upd  each accepted update, as received
+ *   DIR/models/round-<r>.fpm          global model after round r (framed, SHA-256); with
+ *                                     keep_models N only round 0 and the last N stay
+ *   DIR/models/server-<r>.fpo         FedAdam/FedYogi moments after the last closed round
+ *   DIR/updates/<site>.upd            the site's update in the open round, as received
+ *                                     (written in place each round; meaningful only
+ *                                     while the journal lists it as received)
  *
  * Guarantees (tests/unit/test_aggregator.c checks each):
  *  - an update is accepted only whole: the right round, the current base-model
@@ -19,7 +22,9 @@
  *  - an accepted update is on disk and journaled before fp_update_finish
  *    returns, so a crash after that never asks the site to retrain;
  *  - closing a round folds the accepted updates in site-id order, reading
- *    them back from disk in blocks: the result does not depend on arrival
+ *    them back from disk in blocks (an update journaled before a restart is
+ *    checked against its journaled digest as it is read; one hashed on
+ *    arrival in this process is not hashed again): the result does not depend on arrival
  *    order or on crashes, and memory is one model plus a fixed-size block
  *    buffer whatever the number of sites (moments add two models for
  *    FedAdam/FedYogi);
@@ -69,6 +74,7 @@ struct fp_agg_plan {
 	double trim_fraction; /* trimmed_mean: in [0, 0.5) */
 	double server_lr;     /* fedadam/fedyogi */
 	double beta1, beta2, tau;
+	int keep_models;      /* global models kept besides round 0: the last N rounds' (0: every round's) */
 };
 void fp_agg_plan_default(struct fp_agg_plan *plan);
 
@@ -94,14 +100,30 @@ int fp_aggregator_has_update(const struct fp_aggregator *a, const char *site);
 
 struct fp_update_intake; /* one update being received */
 
-/* Starts receiving `site`'s update for `round` against base model `base_hash`. */
+/* Starts receiving `site`'s update for `round` against base model `base_hash`.
+ * The update is recorded (journal "hash") by its tensor digest over chunks of
+ * chunk_bytes (fp_stream.h), the digest the site's stream announced. */
 enum fp_status fp_update_begin(struct fp_aggregator *a, const char *site, int64_t round, const char *base_hash,
-                               uint64_t n_samples, size_t n_params, struct fp_update_intake **out);
-/* Appends the next `count` values (in order). Non-finite values are refused here. */
+                               uint64_t n_samples, size_t n_params, uint32_t chunk_bytes,
+                               struct fp_update_intake **out);
+/* Appends the next `count` values (in order), hashing them here. Non-finite
+ * values are refused. */
 enum fp_status fp_update_write(struct fp_update_intake *u, const float *values, size_t count);
-/* Checks the count, persists, journals and accepts; frees u in every case. */
+/* Appends one whole chunk (the next in the chunk_bytes cutting) whose SHA-256
+ * the caller has already checked against the data (a tensor stream's sink):
+ * the bytes are not hashed again. data may be unaligned. */
+enum fp_status fp_update_write_chunk(struct fp_update_intake *u, const void *data, size_t len,
+                                     const uint8_t digest[FP_SHA256_SIZE]);
+/* Checks the count and makes the file durable (fsync, rename); touches no
+ * state of the aggregator, so a server calls it outside its lock while other
+ * uploads go on. Idempotent. */
+enum fp_status fp_update_seal(struct fp_update_intake *u);
+/* After a successful seal: the update's hex digest (borrowed from u); else NULL. */
+const char *fp_update_digest(const struct fp_update_intake *u);
+/* Seals if not yet sealed, journals and accepts; frees u in every case. */
 enum fp_status fp_update_finish(struct fp_update_intake *u);
-/* Drops a partial update (connection lost); frees u; NULL-safe. */
+/* Drops an update not accepted (connection lost, round closed), removing its
+ * file even when sealed; frees u; NULL-safe. */
 void fp_update_abort(struct fp_update_intake *u);
 
 struct fp_round_result {

@@ -24,7 +24,6 @@
 #include "fp_aggregator.h"
 #include "fp_audit.h"
 #include "fp_common.h"
-#include "fp_fed_stream.h"
 #include "fp_json.h"
 #include "fp_log.h"
 #include "fp_part2_ckpt.h"
@@ -37,11 +36,14 @@
 
 #define MAX_WORKERS (2 * FP_AGG_MAX_SITES)
 
+#define STATUS_EVERY_S 0.25 /* status.json rewrites between round events, at most */
+
 struct snapshot { /* the model served for one round; shared by sessions */
 	int refs;
 	int64_t round;
 	uint8_t hash[32];
 	float *w; /* (n) */
+	struct fp_stream_tx *tx; /* over w: its chunk digests, computed once for every site */
 };
 
 struct slot { /* one site's update being received, kept across reconnects */
@@ -214,6 +216,7 @@ static void write_status(struct server *s)
 static void snap_unref(struct snapshot *p)
 {
 	if (p && --p->refs == 0) {
+		fp_stream_tx_destroy(p->tx);
 		free(p->w);
 		free(p);
 	}
@@ -229,7 +232,11 @@ static enum fp_status snap_take(struct server *s)
 		return FP_FAIL(FP_ERR_NOMEM, "aggregate: out of memory for a %zu-parameter model", s->n);
 	}
 	enum fp_status st = fp_aggregator_model(s->agg, p->w);
+	if (st == FP_OK)
+		st = fp_stream_tx_create((uint64_t)fp_aggregator_round(s->agg), p->w, (uint64_t)s->n * sizeof(float),
+		                         FP_SERVER_CHUNK_BYTES, &p->tx);
 	if (st != FP_OK) {
+		fp_stream_tx_destroy(p->tx);
 		free(p->w);
 		free(p);
 		return st;
@@ -326,7 +333,13 @@ static enum fp_status p2_open(struct server *s)
 	float *init = NULL;
 	void *v;
 	fp_p2fed_config(s->plan, (int)s->p2_hidden, &pc);
-	FP_CHECK(st, fp_p2_trainer_create(NULL, s->p2_pooled, &pc, &s->p2_coord));
+	/* a MIL model's size follows from the plan's embedding width: the
+	 * aggregator never sees a tile cache */
+	if (pc.kind == FP_P2_MIL)
+		FP_CHECK(st, fp_p2_trainer_create_mil(NULL, NULL, (int)s->plan->part2_embed_dim, s->p2_pooled, &pc,
+		                                      &s->p2_coord));
+	else
+		FP_CHECK(st, fp_p2_trainer_create(NULL, s->p2_pooled, &pc, &s->p2_coord));
 	fp_p2_trainer_local(s->p2_coord, &lt);
 	s->n = lt.n_params;
 	FP_CHECK(st, fp_alloc_array(s->n, sizeof(float), &v, "part2 initial model")); init = v;
@@ -340,9 +353,9 @@ static enum fp_status p2_open(struct server *s)
 	s->round_opened_wall = (double)time(NULL);
 	s->done = fp_aggregator_round(s->agg) > s->plan->rounds;
 	s->done_at = mono_now();
-	fp_log(FP_LOG_INFO, "aggregate: part2: %llu patients, %d design columns, %zu parameters (hidden %u); round %lld",
-	       (unsigned long long)s->p2_pooled->n_patients, fp_p2_design_width(s->p2_pooled), s->n, s->p2_hidden,
-	       (long long)fp_aggregator_round(s->agg));
+	fp_log(FP_LOG_INFO, "aggregate: part2 (%s): %llu patients, %d design columns, %zu parameters (hidden %u); round %lld",
+	       pc.kind == FP_P2_MIL ? "mil" : "summary", (unsigned long long)s->p2_pooled->n_patients,
+	       fp_p2_design_width(s->p2_pooled), s->n, s->p2_hidden, (long long)fp_aggregator_round(s->agg));
 fail:
 	free(init);
 	return st;
@@ -527,13 +540,12 @@ struct worker {
 	struct fp_tls_conn *c;
 };
 
-static enum fp_status sink_update(void *ctx, uint64_t offset, const void *data, size_t len)
+static enum fp_status sink_update(void *ctx, uint64_t offset, const void *data, size_t len, const uint8_t digest[32])
 {
 	struct slot *x = ctx;
 	struct server *s = x->s;
 	(void)offset;
 	enum fp_status st = FP_OK;
-	float block[1024];
 	pthread_mutex_lock(&s->lock);
 	if (x->dead || !x->u) {
 		pthread_mutex_unlock(&s->lock);
@@ -546,14 +558,9 @@ static enum fp_status sink_update(void *ctx, uint64_t offset, const void *data, 
 	struct fp_update_intake *u = x->u;
 	x->writing = 1;
 	pthread_mutex_unlock(&s->lock);
-	/* Chunks are whole floats (chunk_bytes % 4 == 0 was checked); copy
-	 * through a block so the payload's alignment does not matter. */
-	const uint8_t *p = data;
-	for (size_t off = 0; off < len && st == FP_OK; off += sizeof block) {
-		size_t b = len - off < sizeof block ? len - off : sizeof block;
-		memcpy(block, p + off, b);
-		st = fp_update_write(u, block, b / sizeof(float));
-	}
+	/* The stream checked the chunk's digest: the intake keeps it, not
+	 * hashing the bytes a second time. */
+	st = fp_update_write_chunk(u, data, len, digest);
 	pthread_mutex_lock(&s->lock);
 	x->writing = 0;
 	if (x->dead) {
@@ -662,8 +669,7 @@ static enum fp_status send_task(struct server *s, struct fp_tls_conn *c, const c
 		t.config_hash.data = s->plan_hash;
 		t.config_hash.len = 32;
 		if (s->part2) t.part2_pooled = &s->p2_msg->m; /* fixed once pooled: safe unlocked */
-		FP_CHECK(st, fp_stream_tx_create((uint64_t)snap->round, snap->w, (uint64_t)s->n * sizeof(float),
-		                                 FP_SERVER_CHUNK_BYTES, &tx));
+		FP_CHECK(st, fp_stream_tx_copy(snap->tx, &tx));
 		fp_stream_tx_header(tx, &th);
 		th.name = "global";
 		th.n_dims = 1;
@@ -672,11 +678,7 @@ static enum fp_status send_task(struct server *s, struct fp_tls_conn *c, const c
 	}
 	double t0 = mono_now();
 	FP_CHECK(st, fp_msg_send(io, FP_FRAME_TASK, &t.base));
-	if (tx) {
-		struct fp_fed_tx ftx = {(uint64_t)snap->round, (uint64_t)s->n * sizeof(float), FP_SERVER_CHUNK_BYTES,
-		                        (const uint8_t *)snap->w, 0, 0};
-		FP_CHECK(st, fp_fed_tx_send(&ftx, io, fr, FP_STREAM_DEFAULT_WINDOW));
-	}
+	if (tx) FP_CHECK(st, fp_stream_tx_send(tx, io, fr, FP_STREAM_DEFAULT_WINDOW));
 	if (strcmp(t.kind, "evaluate") == 0) {
 		Fedpath__EvalRequest er = FEDPATH__EVAL_REQUEST__INIT;
 		er.round = t.round;
@@ -761,7 +763,8 @@ static enum fp_status take_update(struct server *s, struct fp_tls_conn *c, const
 		if (!x)
 			st = FP_FAIL(FP_ERR_LIMIT, "update from %s: %d uploads already in progress", site, FP_AGG_MAX_SITES);
 		else
-			st = fp_update_begin(s->agg, site, (int64_t)m->round, base, m->sample_count, s->n, &u);
+			st = fp_update_begin(s->agg, site, (int64_t)m->round, base, m->sample_count, s->n,
+			                    (uint32_t)h->chunk_bytes, &u);
 		if (st == FP_OK && m->sample_count < (uint64_t)s->plan->min_samples) {
 			st = FP_FAIL(FP_ERR_DATA, "update from %s: %llu samples, the plan's min_samples is %ld", site,
 			             (unsigned long long)m->sample_count, s->plan->min_samples);
@@ -794,9 +797,25 @@ static enum fp_status take_update(struct server *s, struct fp_tls_conn *c, const
 	}
 
 	double t0 = mono_now();
-	enum fp_status rst = fp_stream_rx_recv(x->rx, io, fr);
+	enum fp_status rst = fp_stream_rx_recv(x->rx, io, fr), sealed = FP_OK;
+	/* Make the whole update durable (fsync of up to a model's worth) before
+	 * taking the lock, as chunks are written: other uploads go on meanwhile.
+	 * The slot is busy and marked writing, so a round closing now leaves the
+	 * intake to this session. */
+	if (rst == FP_OK) {
+		pthread_mutex_lock(&s->lock);
+		int go = !x->dead && x->u;
+		if (go) x->writing = 1;
+		pthread_mutex_unlock(&s->lock);
+		if (go) {
+			sealed = fp_update_seal(x->u);
+			pthread_mutex_lock(&s->lock);
+			x->writing = 0;
+			pthread_mutex_unlock(&s->lock);
+		}
+	}
 	char why[1024] = "";
-	if (rst != FP_OK) snprintf(why, sizeof why, "%s", fp_error_msg());
+	if (rst != FP_OK || sealed != FP_OK) snprintf(why, sizeof why, "%s", fp_error_msg());
 	pthread_mutex_lock(&s->lock);
 	struct site_stat *ss = site_stat(s, site);
 	if (ss) ss->xfer_s += mono_now() - t0;
@@ -809,19 +828,27 @@ static enum fp_status take_update(struct server *s, struct fp_tls_conn *c, const
 		/* Keep the intake and stream state: the site resumes on a new connection. */
 		st = FP_FAIL(rst, "%s", why);
 		if (rst != FP_ERR_IO && rst != FP_ERR_TIMEOUT) slot_free(x);
+	} else if (sealed != FP_OK) { /* received whole but not stored (disk full, ...): refused, never resumable */
+		slot_free(x);
+		st = FP_FAIL(sealed, "%s", why);
 	} else {
 		struct fp_update_intake *u = x->u;
 		x->u = NULL;
 		slot_free(x);
+		char digest[FP_SHA256_HEX_SIZE] = "";
+		if (fp_update_digest(u)) snprintf(digest, sizeof digest, "%s", fp_update_digest(u));
 		st = fp_update_finish(u);
 		if (st == FP_OK) {
 			if (ss) ss->contributed++;
-			json_t *ev = json_pack("{s:s, s:I, s:I}", "site", site, "round", (json_int_t)round, "samples",
-			                       (json_int_t)m->sample_count);
+			json_t *ev = json_pack("{s:s, s:I, s:I, s:s}", "site", site, "round", (json_int_t)round, "samples",
+			                       (json_int_t)m->sample_count, "update_digest", digest);
 			if (ev) fp_audit_append(s->audit, "update.accepted", ev);
 			json_decref(ev);
 		}
-		write_status(s);
+		/* status.json: at most every STATUS_EVERY_S between round events
+		 * (the accept loop writes a pending one); a round closing writes it. */
+		if (mono_now() > s->status_written + STATUS_EVERY_S) write_status(s);
+		else s->dirty = 1;
 		pthread_cond_broadcast(&s->changed);
 	}
 	touch(s, site, st == FP_OK ? "accepted" : "upload failed");
@@ -1455,7 +1482,7 @@ enum fp_status fp_server_run(const struct fp_server_config *cfg, float *final_mo
 			for (int i = 0; i < s->n_sites; i++) told += s->sites[i].told_done;
 			finished = !cfg->serve_results && (told >= s->known_sites || mono_now() > s->done_at + cfg->linger_s);
 		}
-		if (st == FP_OK && s->dirty && mono_now() > s->status_written + 1.0) write_status(s);
+		if (st == FP_OK && s->dirty && mono_now() > s->status_written + STATUS_EVERY_S) write_status(s);
 		pthread_mutex_unlock(&s->lock);
 		if (st != FP_OK || finished) break;
 		struct fp_tls_conn *c = NULL;

@@ -99,7 +99,8 @@ static enum fp_status coordinator_round(struct fp_aggregator *agg, MPI_Comm comm
 			continue;
 		}
 		struct fp_update_intake *u = NULL;
-		enum fp_status ust = fp_update_begin(agg, body.site, task.round, body.base_hash, body.n_samples, n, &u);
+		enum fp_status ust = fp_update_begin(agg, body.site, task.round, body.base_hash, body.n_samples, n,
+		                                     (uint32_t)(FP_SIM_CHUNK * sizeof(float)), &u);
 		for (size_t off = 0; off < n; off += FP_SIM_CHUNK) {
 			size_t c = n - off < FP_SIM_CHUNK ? n - off : FP_SIM_CHUNK;
 			rc = MPI_Recv(chunk, (int)c, MPI_FLOAT, src, TAG_DATA, comm, MPI_STATUS_IGNORE);

@@ -58,6 +58,10 @@ struct fp_stream_tx;
 enum fp_status fp_stream_tx_create(uint64_t stream_id, const void *data, uint64_t total_bytes,
                                    uint32_t chunk_bytes, struct fp_stream_tx **out);
 void fp_stream_tx_destroy(struct fp_stream_tx *tx);
+/* A sender for the same bytes with fresh counters, sharing nothing with src
+ * (the chunk digests are copied, not recomputed): one model sent to many
+ * sites is hashed once. */
+enum fp_status fp_stream_tx_copy(const struct fp_stream_tx *src, struct fp_stream_tx **out);
 /* Fills stream_id, dtype (1), total_bytes, chunk_bytes and digest (borrowed
  * from tx); the caller sets name and dims. */
 void fp_stream_tx_header(const struct fp_stream_tx *tx, Fedpath__TensorHeader *h);
@@ -65,11 +69,15 @@ void fp_stream_tx_header(const struct fp_stream_tx *tx, Fedpath__TensorHeader *h
  * acknowledges the whole tensor. Resumable: call again on a new connection. */
 enum fp_status fp_stream_tx_send(struct fp_stream_tx *tx, const struct fp_io *io,
                                  struct fp_frame *scratch, unsigned window);
-/* Chunks sent in all (including resends) and resends requested. */
+/* Chunks written whole in all (including resends; not one cut mid-frame)
+ * and resends requested. */
 void fp_stream_tx_stats(const struct fp_stream_tx *tx, uint64_t *chunks_sent, uint64_t *resends);
 
-/* Receiver sink: called once per accepted chunk, in order. */
-typedef enum fp_status (*fp_stream_sink_fn)(void *ctx, uint64_t offset, const void *data, size_t len);
+/* Receiver sink: called once per accepted chunk, in order; digest is the
+ * chunk's SHA-256, already checked against the data (a sink that keeps its
+ * own record of the tensor need not hash the bytes again). */
+typedef enum fp_status (*fp_stream_sink_fn)(void *ctx, uint64_t offset, const void *data, size_t len,
+                                            const uint8_t digest[32]);
 
 struct fp_stream_rx;
 /* h is copied. */
@@ -90,5 +98,10 @@ enum fp_status fp_stream_rx_recv(struct fp_stream_rx *rx, const struct fp_io *io
 uint64_t fp_stream_rx_next_chunk(const struct fp_stream_rx *rx);
 int fp_stream_rx_complete(const struct fp_stream_rx *rx);
 uint64_t fp_stream_rx_resends(const struct fp_stream_rx *rx);
+
+/* The tensor digest (above) of n chunk digests of a total_bytes tensor cut in
+ * chunk_bytes; for records kept outside a stream (the aggregator's updates). */
+enum fp_status fp_stream_tensor_digest(uint64_t total_bytes, uint32_t chunk_bytes, const uint8_t *digests,
+                                       uint64_t n, uint8_t out[32]);
 
 #endif

@@ -72,8 +72,8 @@ static enum fp_status stream_geometry(uint64_t total, uint32_t chunk_bytes, uint
 	return FP_OK;
 }
 
-static enum fp_status tensor_digest(uint64_t total, uint32_t chunk_bytes, const uint8_t *digests,
-                                    uint64_t n, uint8_t out[32])
+enum fp_status fp_stream_tensor_digest(uint64_t total, uint32_t chunk_bytes, const uint8_t *digests, uint64_t n,
+                                       uint8_t out[32])
 {
 	struct fp_sha256 *h = NULL;
 	uint8_t geo[12];
@@ -118,12 +118,29 @@ enum fp_status fp_stream_tx_create(uint64_t stream_id, const void *data, uint64_
 		uint64_t off = i * chunk_bytes, len = total_bytes - off < chunk_bytes ? total_bytes - off : chunk_bytes;
 		FP_CHECK(st, fp_sha256(tx->data + off, (size_t)len, tx->digests + i * 32));
 	}
-	FP_CHECK(st, tensor_digest(total_bytes, chunk_bytes, tx->digests, tx->n_chunks, tx->digest));
+	FP_CHECK(st, fp_stream_tensor_digest(total_bytes, chunk_bytes, tx->digests, tx->n_chunks, tx->digest));
 	*out = tx;
 	return FP_OK;
 fail:
 	fp_stream_tx_destroy(tx);
 	return st;
+}
+
+enum fp_status fp_stream_tx_copy(const struct fp_stream_tx *src, struct fp_stream_tx **out)
+{
+	struct fp_stream_tx *tx = calloc(1, sizeof(*tx));
+	if (!tx) return FP_FAIL(FP_ERR_NOMEM, "tensor stream: cannot allocate the sender");
+	*tx = *src;
+	tx->sent = tx->resends = 0;
+	size_t n = src->n_chunks ? (size_t)src->n_chunks : 1;
+	tx->digests = malloc(n * 32); /* n * 32 was allocated once for src */
+	if (!tx->digests) {
+		free(tx);
+		return FP_FAIL(FP_ERR_NOMEM, "tensor stream: cannot copy %zu chunk digests", n);
+	}
+	memcpy(tx->digests, src->digests, n * 32);
+	*out = tx;
+	return FP_OK;
 }
 
 void fp_stream_tx_destroy(struct fp_stream_tx *tx)
@@ -159,8 +176,9 @@ static enum fp_status tx_send_chunk(struct fp_stream_tx *tx, const struct fp_io 
 	h.len = (uint32_t)(tx->total - h.offset < tx->chunk_bytes ? tx->total - h.offset : tx->chunk_bytes);
 	memcpy(h.digest, tx->digests + i * 32, 32);
 	fp_chunk_header_encode(&h, hdr);
-	tx->sent++;
-	return fp_frame_send(io, FP_FRAME_CHUNK, hdr, sizeof(hdr), tx->data + h.offset, h.len);
+	FP_TRY(fp_frame_send(io, FP_FRAME_CHUNK, hdr, sizeof(hdr), tx->data + h.offset, h.len));
+	tx->sent++; /* whole chunks only: one cut mid-frame is not counted */
+	return FP_OK;
 }
 
 static enum fp_status tx_recv_ack(struct fp_stream_tx *tx, const struct fp_io *io, struct fp_frame *f,
@@ -254,7 +272,7 @@ enum fp_status fp_stream_rx_create(const Fedpath__TensorHeader *h, fp_stream_sin
 	rx->sink_ctx = sink_ctx;
 	if (rx->n_chunks == 0) {
 		uint8_t d[32];
-		FP_CHECK(st, tensor_digest(0, rx->chunk_bytes, rx->digests, 0, d));
+		FP_CHECK(st, fp_stream_tensor_digest(0, rx->chunk_bytes, rx->digests, 0, d));
 		if (CRYPTO_memcmp(d, rx->digest, 32) != 0) {
 			st = FP_FAIL(FP_ERR_CHECKSUM, "tensor stream %llu: empty tensor with a wrong digest",
 			             (unsigned long long)rx->stream_id);
@@ -337,7 +355,7 @@ enum fp_status fp_stream_rx_load_state(struct fp_stream_rx *rx, const char *path
 	rx->next = next;
 	if (next == rx->n_chunks) {
 		uint8_t d[32];
-		FP_CHECK(st, tensor_digest(rx->total, rx->chunk_bytes, rx->digests, rx->n_chunks, d));
+		FP_CHECK(st, fp_stream_tensor_digest(rx->total, rx->chunk_bytes, rx->digests, rx->n_chunks, d));
 		if (CRYPTO_memcmp(d, rx->digest, 32) != 0) {
 			st = FP_FAIL(FP_ERR_CHECKSUM, "%s: saved chunks do not form the announced tensor", path);
 			goto fail;
@@ -390,13 +408,13 @@ enum fp_status fp_stream_rx_on_chunk(struct fp_stream_rx *rx, const uint8_t *pay
 		*reply = 1;
 		return FP_OK;
 	}
-	if (rx->sink) FP_TRY(rx->sink(rx->sink_ctx, off, data, h.len));
+	if (rx->sink) FP_TRY(rx->sink(rx->sink_ctx, off, data, h.len, d));
 	memcpy(rx->digests + rx->next * 32, d, 32);
 	rx->next++;
 	rx->resend_pending = 0;
 	if (rx->next == rx->n_chunks) {
 		uint8_t td[32];
-		FP_TRY(tensor_digest(rx->total, rx->chunk_bytes, rx->digests, rx->n_chunks, td));
+		FP_TRY(fp_stream_tensor_digest(rx->total, rx->chunk_bytes, rx->digests, rx->n_chunks, td));
 		if (CRYPTO_memcmp(td, rx->digest, 32) != 0)
 			return FP_FAIL(FP_ERR_CHECKSUM, "tensor stream %llu: every chunk matched its digest but the tensor digest does not",
 			               (unsigned long long)rx->stream_id);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -243,12 +244,19 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
 	return 1;
 }
 
+/* Timeouts, and no Nagle: every message is one request the peer answers
+ * (ACK, STATUS, the next TASK), and frames are already written whole, so
+ * holding a short last segment back until the previous one is acknowledged
+ * only adds the peer's delayed-ACK time to each exchange. */
 static enum fp_status set_timeouts(int fd, int ms)
 {
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	int one = 1;
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
 		return FP_FAIL(FP_ERR_IO, "setsockopt(SO_RCVTIMEO/SO_SNDTIMEO): %s", strerror(errno));
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 && errno != EOPNOTSUPP && errno != ENOPROTOOPT)
+		return FP_FAIL(FP_ERR_IO, "setsockopt(TCP_NODELAY): %s", strerror(errno));
 	return FP_OK;
 }
 

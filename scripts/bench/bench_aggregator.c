@@ -49,7 +49,8 @@ int main(int argc, char **argv)
 		char site[16];
 		snprintf(site, sizeof site, "S%02d", s);
 		struct fp_update_intake *u = NULL;
-		if (fp_update_begin(a, site, 1, fp_aggregator_model_hash(a), 100 + (uint64_t)s, p, &u) != FP_OK) {
+		if (fp_update_begin(a, site, 1, fp_aggregator_model_hash(a), 100 + (uint64_t)s, p,
+		                    (uint32_t)(chunk * sizeof(float)), &u) != FP_OK) {
 			fprintf(stderr, "begin: %s\n", fp_error_msg());
 			return 1;
 		}

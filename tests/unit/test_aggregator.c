@@ -16,9 +16,11 @@
 
 #include "fp_aggregator.h"
 #include "fp_common.h"
+#include "fp_stream.h"
 #include "fp_test.h"
 
 #define NP 5003 /* not a multiple of any block size */
+#define CB 4096 /* the digest geometry (chunks of 1024 values); small chunks cut by hand */
 
 static const char *sites[] = {"H01", "H02", "H03", "H04"};
 static const uint64_t samples[] = {120, 80, 200, 40};
@@ -48,7 +50,7 @@ static char *subdir(const char *name)
 static enum fp_status send(struct fp_aggregator *a, int s, const float *d, uint64_t n)
 {
 	struct fp_update_intake *u = NULL;
-	FP_TRY(fp_update_begin(a, sites[s], fp_aggregator_round(a), fp_aggregator_model_hash(a), n, NP, &u));
+	FP_TRY(fp_update_begin(a, sites[s], fp_aggregator_round(a), fp_aggregator_model_hash(a), n, NP, CB, &u));
 	size_t off = 0, chunk = 777;
 	while (off < NP) {
 		size_t c = NP - off < chunk ? NP - off : chunk;
@@ -150,43 +152,43 @@ FP_TEST(refusals_name_site_and_reason)
 	CHECK_OK(fp_aggregator_open(dir, &plan, base, NP, &a));
 	struct fp_update_intake *u = NULL;
 	const char *h = fp_aggregator_model_hash(a);
-	CHECK_STATUS(fp_update_begin(a, "H01", 2, h, 10, NP, &u), FP_ERR_STATE);
+	CHECK_STATUS(fp_update_begin(a, "H01", 2, h, 10, NP, CB, &u), FP_ERR_STATE);
 	CHECK_STR_CONTAINS(fp_error_msg(), "H01");
 	CHECK_STR_CONTAINS(fp_error_msg(), "round 2");
-	CHECK_STATUS(fp_update_begin(a, "H01", 1, "00ff", 10, NP, &u), FP_ERR_STATE);
+	CHECK_STATUS(fp_update_begin(a, "H01", 1, "00ff", 10, NP, CB, &u), FP_ERR_STATE);
 	CHECK_STR_CONTAINS(fp_error_msg(), "stale");
-	CHECK_STATUS(fp_update_begin(a, "H01", 1, h, 10, NP - 1, &u), FP_ERR_FORMAT);
+	CHECK_STATUS(fp_update_begin(a, "H01", 1, h, 10, NP - 1, CB, &u), FP_ERR_FORMAT);
 	CHECK_STR_CONTAINS(fp_error_msg(), "parameters");
-	CHECK_STATUS(fp_update_begin(a, "../etc", 1, h, 10, NP, &u), FP_ERR_INVALID_ARG);
-	CHECK_STATUS(fp_update_begin(a, "H01", 1, h, 0, NP, &u), FP_ERR_INVALID_ARG);
+	CHECK_STATUS(fp_update_begin(a, "../etc", 1, h, 10, NP, CB, &u), FP_ERR_INVALID_ARG);
+	CHECK_STATUS(fp_update_begin(a, "H01", 1, h, 0, NP, CB, &u), FP_ERR_INVALID_ARG);
 	/* NaN in the stream */
-	CHECK_OK(fp_update_begin(a, "H02", 1, h, 10, NP, &u));
+	CHECK_OK(fp_update_begin(a, "H02", 1, h, 10, NP, CB, &u));
 	float bad[3] = {1, NAN, 2};
 	CHECK_STATUS(fp_update_write(u, bad, 3), FP_ERR_NUMERIC);
 	CHECK_STR_CONTAINS(fp_error_msg(), "H02");
 	CHECK_STR_CONTAINS(fp_error_msg(), "NaN");
 	fp_update_abort(u);
 	/* infinite value */
-	CHECK_OK(fp_update_begin(a, "H02", 1, h, 10, NP, &u));
+	CHECK_OK(fp_update_begin(a, "H02", 1, h, 10, NP, CB, &u));
 	bad[1] = INFINITY;
 	CHECK_STATUS(fp_update_write(u, bad, 3), FP_ERR_NUMERIC);
 	fp_update_abort(u);
 	/* too short */
-	CHECK_OK(fp_update_begin(a, "H03", 1, h, 10, NP, &u));
+	CHECK_OK(fp_update_begin(a, "H03", 1, h, 10, NP, CB, &u));
 	CHECK_OK(fp_update_write(u, d, 100));
 	CHECK_STATUS(fp_update_finish(u), FP_ERR_FORMAT);
 	CHECK_STR_CONTAINS(fp_error_msg(), "ended after 100");
 	/* too long */
-	CHECK_OK(fp_update_begin(a, "H03", 1, h, 10, NP, &u));
+	CHECK_OK(fp_update_begin(a, "H03", 1, h, 10, NP, CB, &u));
 	CHECK_OK(fp_update_write(u, d, NP));
 	CHECK_STATUS(fp_update_write(u, d, 1), FP_ERR_FORMAT);
 	fp_update_abort(u);
-	CHECK_INT_EQ(count_files(subdir("refuse/updates/round-000001")), 0);
+	CHECK_INT_EQ(count_files(subdir("refuse/updates")), 0);
 	/* accepted once, then a replay is refused */
 	CHECK_OK(send(a, 0, d, 10));
 	CHECK_STATUS(send(a, 0, d, 10), FP_ERR_STATE);
 	CHECK_STR_CONTAINS(fp_error_msg(), "replay");
-	CHECK_INT_EQ(count_files(subdir("refuse/updates/round-000001")), 1);
+	CHECK_INT_EQ(count_files(subdir("refuse/updates")), 1);
 	/* below quorum */
 	CHECK_STATUS(fp_aggregator_close_round(a, NULL), FP_ERR_STATE);
 	CHECK_STR_CONTAINS(fp_error_msg(), "quorum");
@@ -388,4 +390,146 @@ FP_TEST(torn_journal_and_damaged_model)
 	plan_for(&plan, FP_AGG_FEDAVG, 3);
 	CHECK_STATUS(fp_aggregator_open(dir, &plan, NULL, NP, &a), FP_ERR_CHECKSUM);
 	CHECK_STR_CONTAINS(fp_error_msg(), "round-000004.fpm");
+}
+
+/* fp_stream.h's tensor digest of an NP-value update cut in CB-byte chunks. */
+static void stream_digest(const float *d, char hex[FP_SHA256_HEX_SIZE])
+{
+	uint8_t dg[(NP * 4 + CB - 1) / CB][32], t[32];
+	size_t n = 0;
+	for (size_t off = 0; off < NP * 4; off += CB, n++)
+		CHECK_OK(fp_sha256((const uint8_t *)d + off, NP * 4 - off < CB ? NP * 4 - off : CB, dg[n]));
+	CHECK_OK(fp_stream_tensor_digest(NP * 4, CB, &dg[0][0], n, t));
+	fp_hex_encode(t, 32, hex);
+}
+
+/* The journal records an update by the tensor digest its stream announced
+ * (fp_stream.h), whether the bytes were hashed by the intake or came as
+ * chunks the stream had checked; an update changed on disk between a crash
+ * and the close is caught against that digest. */
+FP_TEST(update_digest_is_the_stream_digest_and_checked_after_restart)
+{
+	static float base[NP], d0[NP], d1[NP];
+	struct fp_agg_plan plan;
+	plan_for(&plan, FP_AGG_FEDAVG, 2);
+	init_model(base);
+	make_update(d0, base, 1, 0);
+	make_update(d1, base, 1, 1);
+	const char *dir = subdir("digest");
+	struct fp_aggregator *a = NULL;
+	CHECK_OK(fp_aggregator_open(dir, &plan, base, NP, &a));
+	/* what fp_stream_tx_create would announce (its chunks are >= 64 KiB) */
+	char x0[FP_SHA256_HEX_SIZE], x1[FP_SHA256_HEX_SIZE];
+	stream_digest(d0, x0);
+	stream_digest(d1, x1);
+	/* H01: values in uneven spans, hashed by the intake */
+	CHECK_OK(send(a, 0, d0, samples[0]));
+	/* H02: whole chunks with their digests, as a stream's sink passes them */
+	struct fp_update_intake *u = NULL;
+	CHECK_OK(fp_update_begin(a, sites[1], 1, fp_aggregator_model_hash(a), samples[1], NP, CB, &u));
+	for (size_t off = 0; off < sizeof d1; off += CB) {
+		size_t len = sizeof d1 - off < CB ? sizeof d1 - off : CB;
+		uint8_t dg[32];
+		CHECK_OK(fp_sha256((const uint8_t *)d1 + off, len, dg));
+		CHECK_OK(fp_update_write_chunk(u, (const uint8_t *)d1 + off, len, dg));
+	}
+	CHECK_OK(fp_update_seal(u));
+	CHECK_STR_EQ(fp_update_digest(u), x1);
+	CHECK_OK(fp_update_finish(u));
+	fp_aggregator_destroy(a);
+	char jp[4200], *text = NULL;
+	size_t len = 0;
+	snprintf(jp, sizeof jp, "%s/journal.jsonl", dir);
+	CHECK_OK(fp_file_read_all(jp, 1 << 20, &text, &len));
+	CHECK_STR_CONTAINS(text, x0);
+	CHECK_STR_CONTAINS(text, x1);
+	free(text);
+	/* "restart", with H02's file changed by one bit: the close refuses it */
+	char up[4200];
+	snprintf(up, sizeof up, "%s/updates/H02.upd", dir);
+	FILE *f = fopen(up, "r+b");
+	CHECK(f);
+	fseek(f, 4 * 3000 + 1, SEEK_SET);
+	int c = fgetc(f);
+	fseek(f, 4 * 3000 + 1, SEEK_SET);
+	fputc(c ^ 0x01, f);
+	fclose(f);
+	CHECK_OK(fp_aggregator_open(dir, &plan, NULL, NP, &a));
+	CHECK_INT_EQ(fp_aggregator_n_accepted(a), 2);
+	CHECK_STATUS(fp_aggregator_close_round(a, NULL), FP_ERR_CHECKSUM);
+	CHECK_STR_CONTAINS(fp_error_msg(), "H02");
+	/* restored, it closes */
+	f = fopen(up, "r+b");
+	fseek(f, 4 * 3000 + 1, SEEK_SET);
+	fputc(c, f);
+	fclose(f);
+	CHECK_OK(fp_aggregator_close_round(a, NULL));
+	fp_aggregator_destroy(a);
+}
+
+FP_TEST(chunk_off_the_cutting_is_refused)
+{
+	static float base[NP];
+	struct fp_agg_plan plan;
+	plan_for(&plan, FP_AGG_FEDAVG, 1);
+	init_model(base);
+	struct fp_aggregator *a = NULL;
+	CHECK_OK(fp_aggregator_open(subdir("cutting"), &plan, base, NP, &a));
+	struct fp_update_intake *u = NULL;
+	uint8_t dg[32] = {0};
+	CHECK_OK(fp_update_begin(a, "H01", 1, fp_aggregator_model_hash(a), 5, NP, CB, &u));
+	CHECK_STATUS(fp_update_write_chunk(u, base, CB / 2, dg), FP_ERR_FORMAT);
+	CHECK_STR_CONTAINS(fp_error_msg(), "H01");
+	CHECK_OK(fp_update_write(u, base, 10));
+	CHECK_STATUS(fp_update_write_chunk(u, base + 10, CB, dg), FP_ERR_FORMAT);
+	fp_update_abort(u);
+	fp_aggregator_destroy(a);
+}
+
+/* keep_models N: round 0 and the last N global models stay, the others go;
+ * server moments only for the last closed round; the study still resumes and
+ * ends at the same model as one that kept everything. */
+FP_TEST(keep_models_prunes_old_rounds)
+{
+	static float base[NP], d[NP];
+	const char *dirs[2] = {subdir("keep-all"), subdir("keep-2")};
+	char hash[2][FP_SHA256_HEX_SIZE];
+	for (int k = 0; k < 2; k++) {
+		struct fp_agg_plan plan;
+		plan_for(&plan, FP_AGG_FEDADAM, 2);
+		plan.keep_models = k ? 2 : 0;
+		init_model(base);
+		struct fp_aggregator *a = NULL;
+		CHECK_OK(fp_aggregator_open(dirs[k], &plan, base, NP, &a));
+		while (fp_aggregator_round(a) <= 5) {
+			if (fp_aggregator_round(a) == 3) { /* a restart in the middle */
+				fp_aggregator_destroy(a);
+				CHECK_OK(fp_aggregator_open(dirs[k], &plan, NULL, NP, &a));
+			}
+			fp_aggregator_model(a, base);
+			for (int s = 0; s < 2; s++) {
+				make_update(d, base, fp_aggregator_round(a), s);
+				CHECK_OK(send(a, s, d, samples[s]));
+			}
+			CHECK_OK(fp_aggregator_close_round(a, NULL));
+		}
+		snprintf(hash[k], sizeof hash[k], "%s", fp_aggregator_model_hash(a));
+		fp_aggregator_destroy(a);
+	}
+	CHECK_STR_EQ(hash[0], hash[1]);
+	char models[4200];
+	snprintf(models, sizeof models, "%s/models", dirs[0]);
+	CHECK_INT_EQ(count_files(models), 7); /* rounds 0-5 + the last moments */
+	snprintf(models, sizeof models, "%s/models", dirs[1]);
+	CHECK_INT_EQ(count_files(models), 4); /* rounds 0, 4, 5 + the last moments */
+	char p[4300];
+	struct stat sb;
+	snprintf(p, sizeof p, "%s/round-000000.fpm", models);
+	CHECK(stat(p, &sb) == 0);
+	snprintf(p, sizeof p, "%s/round-000004.fpm", models);
+	CHECK(stat(p, &sb) == 0);
+	snprintf(p, sizeof p, "%s/round-000003.fpm", models);
+	CHECK(stat(p, &sb) != 0);
+	snprintf(p, sizeof p, "%s/server-000005.fpo", models);
+	CHECK(stat(p, &sb) == 0);
 }

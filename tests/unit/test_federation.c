@@ -47,7 +47,7 @@
 
 #include "fp_agent.h"
 #include "fp_common.h"
-#include "fp_fed_stream.h"
+#include "fp_stream.h"
 #include "fp_part2_fed.h"
 #include "fp_pull.h"
 #include "fp_pki.h"
@@ -619,7 +619,7 @@ FP_TEST(plan_mismatch_is_refused)
 	study_teardown(&s);
 }
 
-/* ---- the federation's stream sender (fp_fed_stream.h) ---- */
+/* ---- the stream sender the federation uses (fp_stream_tx_send) over a corrupting link ---- */
 
 struct corrupt_io {
 	struct fp_io io;
@@ -659,8 +659,9 @@ struct rx_side {
 	enum fp_status st;
 };
 
-static enum fp_status sink_copy(void *ctx, uint64_t off, const void *d, size_t n)
+static enum fp_status sink_copy(void *ctx, uint64_t off, const void *d, size_t n, const uint8_t digest[32])
 {
+	(void)digest;
 	memcpy((uint8_t *)ctx + off, d, n);
 	return FP_OK;
 }
@@ -701,14 +702,15 @@ FP_TEST(corrupted_chunk_is_detected_and_resent)
 	c.io.read = pass_read;
 	c.io.write = corrupt_write;
 	c.io.ctx = &c;
-	struct fp_fed_tx ftx = {9, n, 64u << 10, data, 0, 0};
 	struct fp_frame fr;
 	fp_frame_init(&fr);
-	CHECK_OK(fp_fed_tx_send(&ftx, &c.io, &fr, 4));
+	CHECK_OK(fp_stream_tx_send(tx, &c.io, &fr, 4));
+	uint64_t tx_resends = 0;
+	fp_stream_tx_stats(tx, NULL, &tx_resends);
 	CHECK(pthread_join(th, NULL) == 0);
 	CHECK_OK(r.st);
 	CHECK(c.done);
-	CHECK_INT_EQ(ftx.resends, 1);
+	CHECK_INT_EQ(tx_resends, 1);
 	CHECK_INT_EQ(r.resends, 1);
 	CHECK(memcmp(got, data, n) == 0);
 	fp_frame_close(&fr);
@@ -816,8 +818,7 @@ static enum fp_status send_update(struct study *s, int port, struct fp_tls_ctx *
 	u.sample_count = 10;
 	u.delta = &th;
 	enum fp_status st = fp_msg_send(io, FP_FRAME_UPDATE, &u.base);
-	struct fp_fed_tx ftx = {round, n * sizeof(float), 64u << 10, (const uint8_t *)delta, 0, 0};
-	if (st == FP_OK) st = fp_fed_tx_send(&ftx, io, &fr, 4);
+	if (st == FP_OK) st = fp_stream_tx_send(tx, io, &fr, 4);
 	ProtobufCMessage *m = NULL;
 	if (st == FP_OK) st = fp_msg_recv(io, &fr, FP_FRAME_STATUS, &m);
 	snprintf(why, wn, "%s", st ? fp_error_msg() : "");

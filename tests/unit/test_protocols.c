@@ -358,9 +358,10 @@ struct sink_buf {
 	int out_of_order;
 };
 
-static enum fp_status sink_copy(void *ctx, uint64_t off, const void *d, size_t n)
+static enum fp_status sink_copy(void *ctx, uint64_t off, const void *d, size_t n, const uint8_t digest[32])
 {
 	struct sink_buf *s = ctx;
+	(void)digest;
 	if (off != s->next_off) s->out_of_order = 1;
 	memcpy(s->data + off, d, n);
 	s->next_off = off + n;

@@ -362,9 +362,10 @@ struct sink_buf {
 	size_t len;
 };
 
-static enum fp_status sink_copy(void *ctx, uint64_t off, const void *d, size_t n)
+static enum fp_status sink_copy(void *ctx, uint64_t off, const void *d, size_t n, const uint8_t digest[32])
 {
 	struct sink_buf *s = ctx;
+	(void)digest;
 	memcpy(s->data + off, d, n);
 	s->len = off + n;
 	return FP_OK;
