@@ -13,13 +13,6 @@
 
 #define AUG_TPB 256
 
-#define CU(call)                                                                                   \
-	do {                                                                                           \
-		cudaError_t e_ = (call);                                                                   \
-		if (e_ != cudaSuccess)                                                                     \
-			return FP_FAIL(FP_ERR_BACKEND, "kernels: CUDA %s: %s", #call, cudaGetErrorString(e_)); \
-	} while (0)
-
 __device__ static double aug_block_sum(double v, double *sh)
 {
 	sh[threadIdx.x] = v;

@@ -30,6 +30,14 @@ struct fp_cuda {
 
 #define FP_CUDA_SCRATCH (1 << 16)
 
+/* Returns FP_ERR_BACKEND naming the failed CUDA runtime call. */
+#define CU(call)                                                                                   \
+	do {                                                                                           \
+		cudaError_t e_ = (call);                                                                   \
+		if (e_ != cudaSuccess)                                                                     \
+			return FP_FAIL(FP_ERR_BACKEND, "kernels: CUDA %s: %s", #call, cudaGetErrorString(e_)); \
+	} while (0)
+
 enum fp_status fp_cuda_conv_init(struct fp_cuda *c);
 void fp_cuda_conv_close(struct fp_cuda *c);
 enum fp_status fp_cuda_workspace(struct fp_cuda *c, size_t bytes);

@@ -22,13 +22,6 @@
 #define TPB 256
 #define AGG_MAX_K_GPU 64
 
-#define CU(call)                                                                                   \
-	do {                                                                                           \
-		cudaError_t e_ = (call);                                                                   \
-		if (e_ != cudaSuccess)                                                                     \
-			return FP_FAIL(FP_ERR_BACKEND, "kernels: CUDA %s: %s", #call, cudaGetErrorString(e_)); \
-	} while (0)
-
 #define BL(call)                                                                                   \
 	do {                                                                                           \
 		cublasStatus_t b_ = (call);                                                                \
