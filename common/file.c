@@ -306,12 +306,22 @@ static uint64_t get_u64(const uint8_t *p)
 enum fp_status fp_file_commit_framed(const char *path, const char magic[FP_FRAME_MAGIC_SIZE],
                                      uint32_t version, const void *payload, size_t len, unsigned mode)
 {
+	return fp_file_commit_framed_hashed(path, magic, version, payload, len, NULL, mode);
+}
+
+enum fp_status fp_file_commit_framed_hashed(const char *path, const char magic[FP_FRAME_MAGIC_SIZE],
+                                            uint32_t version, const void *payload, size_t len,
+                                            const uint8_t sha256[FP_SHA256_SIZE], unsigned mode)
+{
 	uint8_t hdr[FP_FRAME_HEADER_SIZE] = {0};
 	memcpy(hdr, magic, FP_FRAME_MAGIC_SIZE);
 	put_u32(hdr + 8, version);
 	put_u32(hdr + 12, FRAME_HEADER_VERSION);
 	put_u64(hdr + 16, (uint64_t)len);
-	FP_TRY(fp_sha256(payload, len, hdr + 24));
+	if (sha256)
+		memcpy(hdr + 24, sha256, FP_SHA256_SIZE);
+	else
+		FP_TRY(fp_sha256(payload, len, hdr + 24));
 
 	struct fp_file_writer w;
 	FP_TRY(fp_file_writer_open(&w, path, mode));

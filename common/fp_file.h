@@ -73,6 +73,11 @@ enum fp_status fp_file_read_all(const char *path, size_t max_len, char **data, s
 enum fp_status fp_file_commit_framed(const char *path, const char magic[FP_FRAME_MAGIC_SIZE],
                                      uint32_t version, const void *payload, size_t len,
                                      unsigned mode);
+/* The same with the payload's SHA-256 already at hand (the caller hashed the
+ * payload for its own records): not computed a second time. */
+enum fp_status fp_file_commit_framed_hashed(const char *path, const char magic[FP_FRAME_MAGIC_SIZE],
+                                            uint32_t version, const void *payload, size_t len,
+                                            const uint8_t sha256[32], unsigned mode);
 /* On success *payload is owned by the caller (free()). */
 enum fp_status fp_file_read_framed(const char *path, const char magic[FP_FRAME_MAGIC_SIZE],
                                    uint32_t max_version, size_t max_len, uint32_t *version,

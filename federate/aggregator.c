@@ -266,11 +266,12 @@ static enum fp_status journal_append(struct fp_aggregator *a, json_t *rec)
 	return FP_OK;
 }
 
-static enum fp_status save_model(struct fp_aggregator *a, int64_t r)
+/* model_sha256: the model's SHA-256 (its hash in the journal), or NULL. */
+static enum fp_status save_model(struct fp_aggregator *a, int64_t r, const uint8_t *model_sha256)
 {
 	char p[4096];
 	model_path(a, p, sizeof p, r);
-	FP_TRY(fp_file_commit_framed(p, MODEL_MAGIC, 1, a->model, a->n * sizeof(float), 0644));
+	FP_TRY(fp_file_commit_framed_hashed(p, MODEL_MAGIC, 1, a->model, a->n * sizeof(float), model_sha256, 0644));
 	if (uses_moments(&a->plan)) {
 		float *mv = malloc(2 * a->n * sizeof(float));
 		if (!mv) return FP_FAIL(FP_ERR_NOMEM, "aggregator: out of memory saving server moments");
@@ -503,7 +504,7 @@ enum fp_status fp_aggregator_open(const char *dir, const struct fp_agg_plan *pla
 				goto fail;
 			}
 		hash_floats(a->model, a->n, a->model_hash);
-		FP_CHECK(st, save_model(a, 0));
+		FP_CHECK(st, save_model(a, 0, NULL));
 		a->round = 1;
 		/* The journal comes into existence whole, with its init record (temp
 		 * file + rename): a crash here leaves no journal, never an empty one. */
@@ -956,8 +957,10 @@ enum fp_status fp_aggregator_close_round(struct fp_aggregator *a, struct fp_roun
 			goto fail;
 		}
 	char new_hash[FP_SHA256_HEX_SIZE];
-	hash_floats(a->model, a->n, new_hash);
-	FP_CHECK(st, save_model(a, a->round));
+	uint8_t new_sha[FP_SHA256_SIZE];
+	FP_CHECK(st, fp_sha256(a->model, a->n * sizeof(float), new_sha));
+	fp_hex_encode(new_sha, sizeof new_sha, new_hash);
+	FP_CHECK(st, save_model(a, a->round, new_sha));
 
 	rec = json_pack("{s:s, s:I, s:s, s:I, s:[], s:[], s:{}}", "event", "closed", "round", (json_int_t)a->round,
 	                "model", new_hash, "samples", (json_int_t)total, "sites", "clipped", "trimmed");

@@ -293,12 +293,20 @@ static enum fp_status maybe_close(struct server *s)
 	                       (json_int_t)r.total_samples, "model_hash", r.model_hash);
 	if (ev) fp_audit_append(s->audit, "round.closed", ev);
 	json_decref(ev);
-	FP_TRY(snap_take(s));
 	s->round_opened = mono_now();
 	s->round_opened_wall = (double)time(NULL);
 	if (fp_aggregator_round(s->agg) > s->plan->rounds) {
 		s->done = 1;
 		s->done_at = mono_now();
+	}
+	/* The model to serve: for the next round, or a Part 2 study's baselines
+	 * and evaluation. A finished Part 1 study serves no model (its sites get
+	 * "done"; the global model is models/round-N.fpm). */
+	if (!s->done || s->part2) {
+		FP_TRY(snap_take(s));
+	} else {
+		snap_unref(s->snap);
+		s->snap = NULL;
 	}
 	write_status(s);
 	pthread_cond_broadcast(&s->changed);

@@ -326,8 +326,15 @@ static void kill_and_resume(enum fp_agg_strategy strategy, const char *tag)
 	snprintf(name, sizeof name, "%s-ref", tag);
 	const char *refdir = subdir(name);
 	fp_log_configure(&(struct fp_log_options){FP_LOG_WARN, 0, NULL, 0});
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	run_study(refdir, strategy);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	final_hash(refdir, strategy, ref);
+	/* Kills land anywhere in the first 90 % of an uninterrupted run (a fixed
+	 * window let a faster aggregator finish before most kills). */
+	long span_us = (long)(((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) * 0.9);
+	if (span_us < 200) span_us = 200;
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	int interrupted = 0;
 	for (int trial = 0; trial < 12; trial++) {
@@ -341,7 +348,8 @@ static void kill_and_resume(enum fp_agg_strategy strategy, const char *tag)
 				run_study(dir, strategy);
 				_exit(0);
 			}
-			struct timespec ts = {0, (long)(rand() % 30000) * 1000L};
+			long us = rand() % span_us;
+			struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
 			nanosleep(&ts, NULL);
 			kill(pid, SIGKILL);
 			int status;
