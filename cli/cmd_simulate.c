@@ -54,6 +54,7 @@
 #include "fp_common.h"
 #include "fp_kernels.h"
 #include "fp_part2_ckpt.h"
+#include "fp_part2_fed.h"
 #include "fp_site_train.h"
 #include "fp_trainers.h"
 
@@ -75,8 +76,8 @@ const char fp_cmd_simulate_usage[] =
 	"  --train-config FILE   part1: model and optimiser keys (`fedpath config example train`)\n"
 	"  --out CKPT            Part 2 checkpoint (default <state_dir>/part2-model.ckpt)\n"
 	"  --hidden H            Part 2 trunk width (default 16)\n"
-	"  --lr X, --weight-decay X  Part 2 AdamW settings (defaults 0.01, 1e-4; stored in\n"
-	"                        the checkpoint)\n"
+	"  --lr X, --weight-decay X  Part 2 AdamW settings (defaults 0.001 as in federated\n"
+	"                        rounds, 1e-4; stored in the checkpoint)\n"
 	"  --holdout F           Part 2: hold out share F (0..0.9) of each centre's patients,\n"
 	"                        chosen by a seeded hash of the patient id; they never\n"
 	"                        reach the statistics, training or baselines (default 0)\n"
@@ -467,6 +468,7 @@ static enum fp_status run(const struct fp_study_plan *plan, const char *cohort, 
 	if (st == FP_OK) st = load_tables(cohort, centres, n_centres, o, rank, &tables, &n_tables, &n_test);
 	FP_CHECK(st, agree(st, "loading the centre's tables"));
 	fp_part2_config_default(&cfg);
+	cfg.lr = FP_P2FED_DEFAULT_LR; /* the rounds' learning rate, as over TLS */
 	cfg.seed = (uint64_t)plan->seed;
 	if (o->mil) {
 		cfg.kind = FP_P2_MIL;

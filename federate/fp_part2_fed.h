@@ -34,6 +34,12 @@
 #include "fp_status.h"
 
 #define FP_P2FED_DEFAULT_HIDDEN 16
+/* AdamW learning rate of federated Part 2 rounds (fp_p2fed_config; `fedpath
+ * simulate` unless --lr). Not the central default (0.01 x 80 steps, fp_part2.h):
+ * rounds x local steps add up to more steps, and at 0.01 the model overfits
+ * (docs/PART2.md, federated quality: 6 x 150 patients, held-out gap
+ * 0.045-0.053 at 0.01 x 10 x 20 vs 0.021-0.029 at 0.001 x 20 x 20). */
+#define FP_P2FED_DEFAULT_LR 0.001
 #define FP_P2FED_POOLED_FILE "part2-pooled.bin" /* in the aggregator's state folder */
 
 struct fp_p2fed_msg {

@@ -81,6 +81,7 @@ enum fp_status fp_p2fed_stats_from_msg(const Fedpath__Part2Stats *m, const char 
 void fp_p2fed_config(const struct fp_study_plan *plan, int hidden, struct fp_part2_config *out)
 {
 	fp_part2_config_default(out);
+	out->lr = FP_P2FED_DEFAULT_LR;
 	out->hidden = hidden > 0 ? hidden : FP_P2FED_DEFAULT_HIDDEN;
 	out->seed = (uint64_t)plan->seed;
 	out->steps = plan->local_steps > 0 ? plan->local_steps : plan->local_epochs * out->steps;

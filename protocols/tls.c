@@ -171,6 +171,12 @@ enum fp_status fp_tls_ctx_create(const struct fp_tls_config *cfg, struct fp_tls_
 	SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_options(ctx->ssl, SSL_OP_NO_TICKET);
 	if (cfg->is_server) SSL_CTX_set_num_tickets(ctx->ssl, 0);
+	/* Read as much as the socket holds into one 256 KiB buffer instead of two
+	 * reads per 16 KiB record (header, body): a 100 MB model is 6,400
+	 * records. Safe because connections are read with blocking calls only,
+	 * never after a poll() on the socket that buffered bytes would fool. */
+	SSL_CTX_set_read_ahead(ctx->ssl, 1);
+	SSL_CTX_set_default_read_buffer_len(ctx->ssl, 256 * 1024);
 	ERR_clear_error();
 	*out = ctx;
 	return FP_OK;
