@@ -70,7 +70,7 @@ done
 /usr/bin/python3 - "$T/fed.ckpt" "$n_train" <<'PY' || fail "federated checkpoint statistics are not of the training rows"
 import json, sys
 d = open(sys.argv[1], "rb").read()
-doc = json.loads(d[d.index(b"{"):d.rindex(b"}") + 1])
+doc = json.loads(d[64:])  # framed file: 64-byte header (magic, version, length, SHA-256), then the JSON
 assert doc["pooled"]["n_patients"] == int(sys.argv[2]), doc["pooled"]["n_patients"]
 PY
 # c1: every held-out patient of both centres gets another outcome and other features.
@@ -109,7 +109,7 @@ h01_train=$(grep -c ',train$' "$T/split/H01.csv")
 /usr/bin/python3 - "$T/loc.ckpt" "$h01_train" <<'PY' || fail "local-only checkpoint is not H01's alone"
 import json, sys
 d = open(sys.argv[1], "rb").read()
-doc = json.loads(d[d.index(b"{"):d.rindex(b"}") + 1])
+doc = json.loads(d[64:])  # framed file: 64-byte header (magic, version, length, SHA-256), then the JSON
 assert doc["pooled"]["n_patients"] == int(sys.argv[2]) and doc["pooled"]["sites"] == "H01", doc["pooled"]
 assert [b["site"] for b in doc["baseline"]] == ["H01"], doc["baseline"]
 PY
@@ -123,7 +123,7 @@ sim cen 2 "$T/c0" $split --centralised || { cat "$T/cen.err" >&2; fail "--centra
 import json, sys
 def load(p):
     d = open(p, "rb").read()
-    return json.loads(d[d.index(b"{"):d.rindex(b"}") + 1])
+    return json.loads(d[64:])  # framed file: 64-byte header (magic, version, length, SHA-256), then the JSON
 a, b = load(sys.argv[1]), load(sys.argv[2])
 assert a["pooled"] == b["pooled"], (a["pooled"], b["pooled"])
 assert [x["site"] for x in a["baseline"]] == ["H01", "H02"], a["baseline"]
