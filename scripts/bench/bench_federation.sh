@@ -4,9 +4,18 @@
 #
 #   scripts/bench/bench_federation.sh [BUILD_DIR]      (default: build)
 #
-# For each of SITES (default "10 15"): one round with a PARAMS-float32 model
-# (default 25,000,000 = 100 MB) over loopback TLS, then SMALL_ROUNDS rounds
-# (default 5) with SMALL_PARAMS (default 250,000 = 1 MB) and 10 sites.
+# For each of SITES (default "10 15"): a study of BIG_ROUNDS rounds (default
+# 2) with a PARAMS-float32 model (default 25,000,000 = 100 MB) over loopback
+# TLS, REPEAT times per side (default 3; the pairs alternate which side runs
+# first), then SMALL_ROUNDS rounds (default 5) with SMALL_PARAMS (default
+# 250,000 = 1 MB) and 10 sites. The table gives each side's median over the
+# repeats (range in brackets) and the ratio of the medians, for the first
+# round (the target: everything fresh, as in a study's first round) and for
+# the later rounds (steady state: a study has tens of rounds). Why repeats:
+# on a virtual machine that hands freed memory back to its host at once, the
+# first touch of fresh memory costs a host fault (1 GB: 0.7-3.9 s measured on
+# the 2-core CI VM), so one run's figure moves with the host's state; the
+# median of alternating runs gives both sides the same odds.
 #  fedpath: the real `fedpath aggregate` process (mutual TLS 1.3, PKI from
 #    `fedpath pki`, state folder with persisted updates and journal, FedAvg)
 #    and K site agents as separate processes (bench_federation sites: forked
@@ -25,7 +34,7 @@
 # `pip install flwr==1.42.0` (which brings numpy and grpcio); nothing is
 # installed outside it and scripts/bootstrap is not involved. Needs
 # /usr/bin/time (Debian: time) and openssl.
-# Environment: SITES, PARAMS, SMALL_PARAMS, SMALL_ROUNDS, FLWR_VERSION,
+# Environment: SITES, REPEAT, BIG_ROUNDS, PARAMS, SMALL_PARAMS, SMALL_ROUNDS, FLWR_VERSION,
 # SKIP_FLOWER=1 (fedpath only), AGGREGATOR=released (instead of `fedpath
 # aggregate`, bench_federation server: the same fp_server_run with the
 # round-0 model file mapped and released once listening), PYTHON (for the venv; default python3), KEEP=1
@@ -34,7 +43,7 @@
 # aggregator's state folders there, e.g. a tmpfs, to see what fsync costs).
 # Output: the table on stdout; every raw line also in
 # BUILD_DIR/bench/federation-results-<UTC time>.txt. Wall time about
-# 5-10 min on 2 shared cores.
+# 10 min on 2 shared cores with the defaults.
 set -eu
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -92,9 +101,9 @@ model() { # P -> path of the init model
 	echo "$W/model$1.f32"
 }
 
-run_fedpath() { # K P ROUNDS
+run_fedpath() { # K P ROUNDS [REP]
 	k=$1 p=$2 r=$3
-	d=$W/fedpath-$k-$p-$r
+	d=$W/fedpath-$k-$p-$r-${4:-1}
 	mkdir -p "$d"
 	pki "$k"
 	init=$(model "$p")
@@ -148,9 +157,9 @@ flower_certs() {
 		-extfile "$c/ext.cnf" -out "$c/server.crt" 2>/dev/null
 }
 
-run_flower() { # K P ROUNDS
+run_flower() { # K P ROUNDS [REP]
 	k=$1 p=$2 r=$3
-	d=$W/flower-$k-$p-$r
+	d=$W/flower-$k-$p-$r-${4:-1}
 	mkdir -p "$d"
 	flower_certs
 	port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -194,9 +203,20 @@ run_flower() { # K P ROUNDS
 	echo "# fedpath $("$FEDPATH" --version 2>&1 | head -1)"
 	[ "$SKIP_FLOWER" = 1 ] || echo "# flwr $("$venv/bin/python" -c 'import flwr; print(flwr.__version__)' 2>/dev/null)"
 } | tee "$results" >&2
+REPEAT=${REPEAT:-3}
+BIG_ROUNDS=${BIG_ROUNDS:-2}
 for k in $SITES; do
-	run_fedpath "$k" "$PARAMS" 1 >&2
-	[ "$SKIP_FLOWER" = 1 ] || run_flower "$k" "$PARAMS" 1 >&2
+	rep=1
+	while [ $rep -le "$REPEAT" ]; do
+		if [ $((rep % 2)) = 1 ] || [ "$SKIP_FLOWER" = 1 ]; then
+			run_fedpath "$k" "$PARAMS" "$BIG_ROUNDS" $rep >&2
+			[ "$SKIP_FLOWER" = 1 ] || run_flower "$k" "$PARAMS" "$BIG_ROUNDS" $rep >&2
+		else
+			run_flower "$k" "$PARAMS" "$BIG_ROUNDS" $rep >&2
+			run_fedpath "$k" "$PARAMS" "$BIG_ROUNDS" $rep >&2
+		fi
+		rep=$((rep + 1))
+	done
 done
 run_fedpath 10 "$SMALL_PARAMS" "$SMALL_ROUNDS" >&2
 [ "$SKIP_FLOWER" = 1 ] || run_flower 10 "$SMALL_PARAMS" "$SMALL_ROUNDS" >&2

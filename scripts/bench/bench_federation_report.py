@@ -125,51 +125,94 @@ def finish(side, k, p, rounds, load, times, train, rss, site_rss, agg_cpu, sites
             f"agg_cpu_s={agg_cpu:.1f} sites_cpu_s={sites_cpu:.1f} load={load}")
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return None if n == 0 else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+
+
 def table(path):
+    """Medians over the repeats of each (side, sites, params, rounds); the
+    round-time line adds the range, and the RSS lines take the largest."""
     rows = []
     with open(path) as f:
         for line in f:
             if line.startswith("side=") or line.startswith("aggregator=cli "):
                 rows.append(dict(kv.split("=", 1) for kv in line.split()))
-    get = {(r["side"], r["sites"], r["params"], r["rounds"]): r for r in rows}
+    get = {}
+    for r in rows:
+        if "error" not in r:
+            get.setdefault((r["side"], r["sites"], r["params"], r["rounds"]), []).append(r)
 
-    def val(side, k, p, r, key):
-        x = get.get((side, k, p, r))
-        if not x or "error" in x:
-            return None
-        return float(x[key])
+    def vals(side, k, p, r, key):
+        return [float(x[key]) for x in get.get((side, k, p, r), [])]
+
+    def val(side, k, p, r, key, how=median):
+        v = vals(side, k, p, r, key)
+        return how(v) if v else None
 
     def fmt(x, f):
         return "n/a" if x is None else f % x
 
-    out = [f"{'measure':<44} {'fedpath':>10} {'Flower':>10} {'ratio':>8}  target"]
-    big = sorted({r["params"] for r in rows if r["rounds"] == "1"}, key=int)
-    for p in big:
-        mb = int(p) * 4 / 1e6
-        for k in sorted({r["sites"] for r in rows if r["params"] == p and r["rounds"] == "1"}, key=int):
-            a, b = val("fedpath", k, p, "1", "round1_s"), val("flower", k, p, "1", "round1_s")
+    def spread(v):
+        return f" [{min(v):.2f}-{max(v):.2f}]" if len(v) > 1 else ""
+
+    out = [f"{'measure':<50} {'fedpath':>18} {'Flower':>18} {'ratio':>8}  target"]
+    # The 100 MB studies are the runs with the most parameters; the others
+    # are the per-round overhead studies.
+    big = max((int(r["params"]) for r in rows), default=0)
+    bigrows = [r for r in rows if int(r["params"]) == big]
+    for k in sorted({r["sites"] for r in bigrows}, key=int):
+        p = str(big)
+        n = max(int(r["rounds"]) for r in bigrows if r["sites"] == k)
+        mb = big * 4 / 1e6
+
+        def later(side):
+            out = []
+            for x in get.get((side, k, p, str(n)), []):
+                ts = [float(t) for t in x["rounds_s"].split(",")][1:]
+                if ts:
+                    out.append(sum(ts) / len(ts))
+            return out
+
+        for label, va, vb, target in (
+                ("first round", vals("fedpath", k, p, str(n), "round1_s"), vals("flower", k, p, str(n), "round1_s"),
+                 "fedpath >= 5x faster"),
+                (f"rounds 2..{n}, mean", later("fedpath"), later("flower"), "(steady state, for information)")):
+            if not va and not vb:
+                continue
+            a, b = median(va), median(vb)
             ratio = b / a if a and b else None
-            out.append(f"{f'round time, {k} sites, {mb:.0f} MB model (s)':<44} {fmt(a, '%.2f'):>10} "
-                       f"{fmt(b, '%.2f'):>10} {fmt(ratio, '%.1fx'):>8}  fedpath >= 5x faster")
-            a, b = val("fedpath", k, p, "1", "agg_peak_rss_mb"), val("flower", k, p, "1", "agg_peak_rss_mb")
+            reps = max(len(va), len(vb))
+            what = f"{k} sites, {mb:.0f} MB: {label} (s)" + (f", median of {reps}" if reps > 1 else "")
+            out.append(f"{what:<50} {fmt(a, '%.2f') + spread(va):>18} "
+                       f"{fmt(b, '%.2f') + spread(vb):>18} {fmt(ratio, '%.1fx'):>8}  {target}")
+            if len(va) > 1 and len(va) == len(vb):
+                pairs = " ".join(f"{y / x:.1f}x" for x, y in zip(va, vb))
+                out.append(f"{'  each pair in run order (Flower / fedpath)':<50} {pairs:>18}")
+        r = str(n)
+        a, b = val("fedpath", k, p, r, "agg_peak_rss_mb", max), val("flower", k, p, r, "agg_peak_rss_mb", max)
+        ratio = b / a if a and b else None
+        out.append(f"{f'{k} sites: aggregator peak RSS (MB, largest)':<50} {fmt(a, '%.0f'):>18} "
+                   f"{fmt(b, '%.0f'):>18} {fmt(ratio, '%.1fx'):>8}  fedpath <= 350, same for 15 as 10")
+        a, b = val("fedpath", k, p, r, "site_peak_rss_mb", max), val("flower", k, p, r, "site_peak_rss_mb", max)
+        out.append(f"{f'{k} sites: one site/client peak RSS (MB)':<50} {fmt(a, '%.0f'):>18} "
+                   f"{fmt(b, '%.0f'):>18} {'':>8}  (for information)")
+        for key, what in (("agg_cpu_s", "aggregator/server CPU"), ("sites_cpu_s", "sites/clients CPU, all")):
+            a, b = val("fedpath", k, p, r, key), val("flower", k, p, r, key)
             ratio = b / a if a and b else None
-            out.append(f"{f'aggregator peak RSS, {k} sites (MB)':<44} {fmt(a, '%.0f'):>10} "
-                       f"{fmt(b, '%.0f'):>10} {fmt(ratio, '%.1fx'):>8}  fedpath <= 350, same for 15 as 10")
-            a, b = val("fedpath", k, p, "1", "site_peak_rss_mb"), val("flower", k, p, "1", "site_peak_rss_mb")
-            out.append(f"{f'one site/client peak RSS, {k} sites (MB)':<44} {fmt(a, '%.0f'):>10} "
-                       f"{fmt(b, '%.0f'):>10} {'':>8}  (for information)")
-            for key, what in (("agg_cpu_s", "aggregator/server CPU"), ("sites_cpu_s", "all sites/clients CPU")):
-                a, b = val("fedpath", k, p, "1", key), val("flower", k, p, "1", key)
-                ratio = b / a if a and b else None
-                out.append(f"{f'{what}, {k} sites (s, whole process)':<44} {fmt(a, '%.1f'):>10} "
-                           f"{fmt(b, '%.1f'):>10} {fmt(ratio, '%.1fx'):>8}  (load-independent)")
+            out.append(f"{f'{k} sites: {what} (s, median)':<50} {fmt(a, '%.1f'):>18} "
+                       f"{fmt(b, '%.1f'):>18} {fmt(ratio, '%.1fx'):>8}  (load-independent)")
+    seen = set()
     for r in rows:
-        if r["rounds"] != "1" and r["side"] == "fedpath":
-            k, p, n = r["sites"], r["params"], r["rounds"]
+        key = (r["sites"], r["params"], r["rounds"])
+        if int(r["params"]) != big and r["side"] == "fedpath" and key not in seen:
+            seen.add(key)
+            k, p, n = key
             a, b = val("fedpath", k, p, n, "overhead_ms"), val("flower", k, p, n, "overhead_ms")
             ratio = b / a if a and b else None
-            out.append(f"{f'per-round overhead, {k} sites, {int(p) * 4 / 1e6:.0f} MB, rounds 2..{n} (ms)':<44} "
-                       f"{fmt(a, '%.0f'):>10} {fmt(b, '%.0f'):>10} {fmt(ratio, '%.1fx'):>8}  fedpath <= 100 ms")
+            out.append(f"{f'per-round overhead, {k} sites, {int(p) * 4 / 1e6:.0f} MB, rounds 2..{n} (ms)':<50} "
+                       f"{fmt(a, '%.0f'):>18} {fmt(b, '%.0f'):>18} {fmt(ratio, '%.1fx'):>8}  fedpath <= 100 ms")
     return "\n".join(out)
 
 
