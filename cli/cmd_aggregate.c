@@ -4,6 +4,7 @@
  * rounds over mutual TLS, resumable from the plan's state folder after any
  * stop or crash; SIGINT/SIGTERM stop it cleanly (exit 1, state kept).
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,15 @@ int fp_cmd_aggregate(int argc, char **argv)
 		fprintf(stderr, "fedpath aggregate: %s: %zu bytes is not a whole number of float32 values\n", init_path, len);
 		return FP_EXIT_RUNTIME;
 	}
+	/* Every buffer of 1 MiB or more (a session's frame buffer, the fold's
+	 * blocks, a model) gets its own mapping, returned to the system when
+	 * freed. glibc's default threshold moves up to 32 MiB after the first
+	 * such free, and then per-thread arenas keep what the sessions freed:
+	 * measured 374 MB peak after 6 rounds of a 100 MB model with 10 sites,
+	 * 322 MB with the threshold fixed (307 MB once the snapshot was refilled
+	 * in place, server.c: the start-up peak, when the --init model is still
+	 * in memory). */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;

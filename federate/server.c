@@ -222,14 +222,25 @@ static void snap_unref(struct snapshot *p)
 	}
 }
 
+/* The model to serve for the aggregator's current round. The old snapshot's
+ * buffer is refilled in place when no session is still sending from it (the
+ * usual case at a round's close): no second model's worth of memory at the
+ * change of round, and no fresh pages to fault in every round. */
 static enum fp_status snap_take(struct server *s)
 {
-	struct snapshot *p = calloc(1, sizeof *p);
-	if (!p) return FP_FAIL(FP_ERR_NOMEM, "aggregate: out of memory for the model snapshot");
-	p->w = malloc(s->n * sizeof(float));
-	if (!p->w) {
-		free(p);
-		return FP_FAIL(FP_ERR_NOMEM, "aggregate: out of memory for a %zu-parameter model", s->n);
+	struct snapshot *p = s->snap;
+	if (p && p->refs == 1) {
+		s->snap = NULL;
+		fp_stream_tx_destroy(p->tx);
+		p->tx = NULL;
+	} else {
+		p = calloc(1, sizeof *p);
+		if (!p) return FP_FAIL(FP_ERR_NOMEM, "aggregate: out of memory for the model snapshot");
+		p->w = malloc(s->n * sizeof(float));
+		if (!p->w) {
+			free(p);
+			return FP_FAIL(FP_ERR_NOMEM, "aggregate: out of memory for a %zu-parameter model", s->n);
+		}
 	}
 	enum fp_status st = fp_aggregator_model(s->agg, p->w);
 	if (st == FP_OK)
