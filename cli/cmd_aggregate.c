@@ -2,7 +2,8 @@
  * cmd_aggregate.c: `fedpath aggregate --plan study.ini --init MODEL.f32`:
  * the coordinating centre's process (federate/fp_server.h). Runs the plan's
  * rounds over mutual TLS, resumable from the plan's state folder after any
- * stop or crash; SIGINT/SIGTERM stop it cleanly (exit 1, state kept).
+ * stop or crash; SIGINT/SIGTERM stop it cleanly (exit 1, state kept; exit 0
+ * when the study was already finished).
  */
 #include <malloc.h>
 #include <signal.h>

@@ -1470,17 +1470,23 @@ enum fp_status fp_server_run(const struct fp_server_config *cfg, float *final_mo
 		s->done = fp_aggregator_round(s->agg) > s->plan->rounds;
 		s->done_at = mono_now();
 	}
-	fp_log(FP_LOG_INFO, "aggregate: study %s, round %lld of %ld, %d site(s) enrolled, listening on %s:%d",
-	       s->plan->study, (long long)(s->agg ? fp_aggregator_round(s->agg) : 0), s->plan->rounds, s->known_sites,
-	       host, fp_tls_listener_port(l));
+	if (s->agg && s->done)
+		fp_log(FP_LOG_INFO, "aggregate: study %s: all %ld rounds are done (model %.12s), %d site(s) enrolled, "
+		       "listening on %s:%d",
+		       s->plan->study, s->plan->rounds, fp_aggregator_model_hash(s->agg), s->known_sites, host,
+		       fp_tls_listener_port(l));
+	else
+		fp_log(FP_LOG_INFO, "aggregate: study %s, round %lld of %ld, %d site(s) enrolled, listening on %s:%d",
+		       s->plan->study, (long long)(s->agg ? fp_aggregator_round(s->agg) : 0), s->plan->rounds,
+		       s->known_sites, host, fp_tls_listener_port(l));
 	pthread_mutex_lock(&s->lock);
 	write_status(s);
 	pthread_mutex_unlock(&s->lock);
 	if (cfg->on_listening) cfg->on_listening(cfg->arg, fp_tls_listener_port(l));
 
 	for (;;) {
-		if (should_stop(s) && cfg->serve_results && s->done && (!s->part2 || (s->bl_done && (!s->ev_on || s->ev_done)))) {
-			st = FP_OK; /* the study was done; serving its results ends here */
+		if (should_stop(s) && s->done && (!s->part2 || (s->bl_done && (!s->ev_on || s->ev_done)))) {
+			st = FP_OK; /* the study was done (and its results served): nothing to resume */
 			break;
 		}
 		if (should_stop(s)) {
@@ -1506,7 +1512,7 @@ enum fp_status fp_server_run(const struct fp_server_config *cfg, float *final_mo
 		if (st != FP_OK || finished) break;
 		struct fp_tls_conn *c = NULL;
 		enum fp_status ast = fp_tls_accept_socket(l, 100, &c);
-		if (ast == FP_ERR_TIMEOUT) continue;
+		if (ast == FP_ERR_TIMEOUT || ast == FP_ERR_CANCELLED) continue; /* a signal: the loop's top decides */
 		if (ast != FP_OK) {
 			fp_log(FP_LOG_WARN, "aggregate: accept: %s", fp_error_msg());
 			continue;

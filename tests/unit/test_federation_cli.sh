@@ -109,6 +109,20 @@ fp status --plan "$T/study.ini" >"$T/status.out" 2>&1 || fail "status"
 grep -q "round 2 of 2: " "$T/status.out" || fail "status round: $(cat "$T/status.out")"
 for S in H01 H02 H03; do grep -q "^$S " "$T/status.out" || fail "status lacks $S"; done
 fp audit verify "$T/state/audit.jsonl" >/dev/null || fail "audit log"
+# Restarted on the finished study it says so, and SIGTERM ends it cleanly (exit 0, no warning).
+# ("$FEDPATH", not the fp function: $! must be the aggregator, not a subshell.)
+"$FEDPATH" aggregate --plan "$T/study.ini" --init "$T/init.f32" --tls-dir "$T/tls" --port 0 --log-level info \
+	>"$T/again.out" 2>"$T/again.log" &
+AGG=$!
+PIDS="$AGG"
+i=0
+while ! grep -q "listening on" "$T/again.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q "study fed-cli: all 2 rounds are done (model [0-9a-f]\{12\})" "$T/again.log" ||
+	fail "restart on a finished study: $(head -3 "$T/again.log")"
+kill -TERM "$AGG"
+wait "$AGG" || fail "SIGTERM on a finished study: exit $?"
+PIDS=""
+grep -q "WARN\|ERROR" "$T/again.log" && fail "warnings on a clean stop: $(grep "WARN\|ERROR" "$T/again.log")"
 for S in H01 H02 H03; do
 	fp audit verify "$T/$S/audit.jsonl" >/dev/null || fail "$S audit log"
 	[ "$(grep -c '"event":"update.accepted"' "$T/$S/audit.jsonl")" -eq 2 ] || fail "$S audit: $(cat "$T/$S/audit.jsonl")"
