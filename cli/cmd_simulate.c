@@ -32,9 +32,9 @@
  * Part 1 plans (model = part1): centre C trains on the tile caches in
  * CACHES/C (--caches CACHES, each folder with the manifest.jsonl of `fedpath
  * tile`), labelled from DIR/truth (a phantom cohort) unless --train-config
- * names a label CSV; model size and optimiser come from --train-config (a
- * `train` file; its [data] caches and [site] id are set per centre) or the
- * train defaults. The global model is the aggregator's models/round-<r>.fpm.
+ * names a label CSV or its own [data] truth_dir; model size and optimiser
+ * come from --train-config (a `train` file; its [data] caches and [site] id
+ * are set per centre) or the train defaults. The global model is the aggregator's models/round-<r>.fpm.
  * Part 2 with the plan's part2.kind = mil (train/fp_part2_mil.h): centre C's
  * table is its clinical.csv alone and its bags are the tile embeddings of
  * the quantified caches in CACHES/C (--caches; fp_p2_site_bags, so the
@@ -645,11 +645,19 @@ static enum fp_status run_part1(const struct fp_study_plan *plan, const char *co
 		site = centres[rank > 0 ? rank - 1 : 0];
 		if (rank > 0) fp_log_set_site(site);
 		snprintf(c.site_id, sizeof c.site_id, "%s", site);
+		/* A truth_dir the --train-config sets (not the default "truth")
+		 * is kept, resolved against its data_dir; otherwise DIR/truth. */
+		char truth[sizeof c.truth_dir];
+		int own_truth = train_cfg && c.labels == FP_LABELS_TRUTH && strcmp(c.truth_dir, "truth") != 0;
+		if (own_truth) fp_train_config_resolve(&c, c.truth_dir, truth, sizeof truth);
 		c.data_dir[0] = '\0';
 		snprintf(c.caches, sizeof c.caches, "%s/%s", caches, site);
 		if (!train_cfg || c.labels == FP_LABELS_TRUTH) {
 			c.labels = FP_LABELS_TRUTH;
-			snprintf(c.truth_dir, sizeof c.truth_dir, "%s/truth", cohort);
+			if (own_truth)
+				snprintf(c.truth_dir, sizeof c.truth_dir, "%s", truth);
+			else
+				snprintf(c.truth_dir, sizeof c.truth_dir, "%s/truth", cohort);
 		}
 		st = fp_p1_trainer_create(&c, &tr);
 	}

@@ -144,5 +144,12 @@ if command -v mpirun >/dev/null 2>&1; then
 		--train-config "$T/H01/train.ini" >"$T/sim.out" 2>"$T/sim.log" || fail "simulate"
 	H=$(sed -n 's/^2 rounds done, model \([0-9a-f]*\)$/\1/p' "$T/agg.out")
 	grep -q "$H" "$T/sim.out" || fail "simulate ended with another model: $(cat "$T/sim.out") vs $H"
+	# simulate takes the labels from the training config's truth_dir when it sets one
+	sed "s#^truth_dir = .*#truth_dir = $T/nowhere#" "$T/H01/train.ini" >"$T/notruth.ini"
+	sed "s#state_dir = .*#state_dir = $T/sim-state2#" "$T/study.ini" >"$T/sim2.ini"
+	OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout 120 mpirun -np 4 --oversubscribe \
+		"$FEDPATH" simulate --plan "$T/sim2.ini" --cohort "$T/cohort" --caches "$T/caches" \
+		--train-config "$T/notruth.ini" >"$T/sim2.out" 2>"$T/sim2.log" && fail "simulate ignored truth_dir"
+	grep -q "nowhere" "$T/sim2.log" || fail "simulate's error does not name the missing truth_dir: $(tail -3 "$T/sim2.log")"
 fi
 echo "PASS test_federation_cli"
