@@ -34,7 +34,8 @@
  * tile`), labelled from DIR/truth (a phantom cohort) unless --train-config
  * names a label CSV or its own [data] truth_dir; model size and optimiser
  * come from --train-config (a `train` file; its [data] caches and [site] id
- * are set per centre) or the train defaults. The global model is the aggregator's models/round-<r>.fpm.
+ * are set per centre) or the train defaults. The global model is the
+ * aggregator's models/round-<r>.fpm.
  * Part 2 with the plan's part2.kind = mil (train/fp_part2_mil.h): centre C's
  * table is its clinical.csv alone and its bags are the tile embeddings of
  * the quantified caches in CACHES/C (--caches; fp_p2_site_bags, so the
