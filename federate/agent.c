@@ -4,7 +4,12 @@
  * One connection at a time; everything the agent must remember across
  * connections is `struct kept`: the last trained update, the round and base
  * model it answers, and its stream sender (which knows the resume point).
- * Memory: the model, the kept update and one frame buffer.
+ * Memory: one model's worth and one frame buffer. The model is received into
+ * a->model and trained in place: the buffer then holds the update and moves
+ * to the kept update until the aggregator acknowledges it, when it comes back
+ * as a->model. Only a task that arrives while an update is still kept (after
+ * a cut connection) needs a second buffer for its model, freed again once the
+ * kept update goes.
  */
 #include <math.h>
 #include <stddef.h>
@@ -32,7 +37,8 @@ struct kept {
 	uint8_t base[32];
 	uint64_t samples;
 	double loss;
-	struct fp_stream_tx *tx; /* borrows update; gives the tensor header; its resume state */
+	float *values;           /* (n) the update; owned */
+	struct fp_stream_tx *tx; /* borrows values; gives the tensor header; its resume state */
 };
 
 struct agent {
@@ -40,8 +46,7 @@ struct agent {
 	const struct fp_local_trainer *tr; /* cfg->trainer, or Part 2's once built */
 	size_t n;
 	uint8_t plan_hash[32];
-	float *model;  /* (n) */
-	float *update; /* (n) the kept update's values */
+	float *model; /* (n) where a task's model is received; NULL while its buffer holds the kept update */
 	struct kept k;
 	struct fp_agent_stats st;
 	struct fp_tls_ctx *tls;
@@ -95,9 +100,15 @@ static void audit_event(struct agent *a, const char *event, json_t *data)
 	json_decref(data);
 }
 
+/* Forgets the kept update; its buffer becomes a->model again (or is freed
+ * when a second one was needed meanwhile). */
 static void kept_drop(struct agent *a)
 {
 	fp_stream_tx_destroy(a->k.tx);
+	if (a->k.values) {
+		if (!a->model) a->model = a->k.values;
+		else free(a->k.values);
+	}
 	memset(&a->k, 0, sizeof a->k);
 }
 
@@ -146,6 +157,9 @@ static enum fp_status recv_model(struct agent *a, const Fedpath__Task *t, struct
 	    t->base_model_hash.len != 32)
 		return FP_FAIL(FP_ERR_PROTOCOL, "site %s: task of round %llu does not carry a %zu-value float32 model",
 		               a->cfg->site_id, (unsigned long long)t->round, a->n);
+	if (!a->model && !(a->model = malloc((a->n ? a->n : 1) * sizeof(float))))
+		return FP_FAIL(FP_ERR_NOMEM, "site %s: out of memory for a second %zu-parameter model (an update is kept)",
+		               a->cfg->site_id, a->n);
 	struct model_sink ms = {(uint8_t *)a->model, (uint64_t)a->n * sizeof(float)};
 	FP_CHECK(st, fp_stream_rx_create(t->model, sink_model, &ms, &rx));
 	FP_CHECK(st, fp_stream_rx_recv(rx, &a->io, fr));
@@ -169,7 +183,7 @@ static enum fp_status p2_ensure(struct agent *a, const Fedpath__Task *t)
 	enum fp_status st;
 	struct fp_p2_stats *pooled = malloc(sizeof *pooled);
 	uint32_t hidden = 0;
-	float *m = NULL, *u = NULL;
+	float *m = NULL;
 	struct fp_p2_trainer *tr = NULL;
 	if (!pooled) return FP_FAIL(FP_ERR_NOMEM, "site %s: pooled statistics", a->cfg->site_id);
 	FP_CHECK(st, fp_p2fed_stats_from_msg(t->part2_pooled, "the aggregator", pooled, &hidden));
@@ -194,8 +208,7 @@ static enum fp_status p2_ensure(struct agent *a, const Fedpath__Task *t)
 	struct fp_local_trainer lt;
 	fp_p2_trainer_local(tr, &lt);
 	m = malloc(lt.n_params * sizeof(float));
-	u = malloc(lt.n_params * sizeof(float));
-	if (!m || !u) {
+	if (!m) {
 		st = FP_FAIL(FP_ERR_NOMEM, "site %s: out of memory for a %zu-parameter model", a->cfg->site_id, lt.n_params);
 		goto fail;
 	}
@@ -203,25 +216,22 @@ static enum fp_status p2_ensure(struct agent *a, const Fedpath__Task *t)
 	a->have_final = 0;
 	fp_p2_trainer_destroy(a->p2);
 	free(a->model);
-	free(a->update);
 	free(a->p2_pooled);
 	a->p2 = tr;
 	a->p2_lt = lt;
 	a->tr = &a->p2_lt;
 	a->n = lt.n_params;
 	a->model = m;
-	a->update = u;
 	a->p2_pooled = pooled;
 	a->p2_hidden = hidden;
 	tr = NULL;
-	m = u = NULL;
+	m = NULL;
 	pooled = NULL;
 	fp_log(FP_LOG_INFO, "site: part2: pooled statistics of %s (%llu patients): %d design columns, %zu parameters",
 	       a->p2_pooled->sites, (unsigned long long)a->p2_pooled->n_patients, fp_p2_design_width(a->p2_pooled), a->n);
 fail:
 	fp_p2_trainer_destroy(tr);
 	free(m);
-	free(u);
 	free(pooled);
 	return st;
 }
@@ -494,12 +504,15 @@ static enum fp_status do_train(struct agent *a, const Fedpath__Task *t, struct f
 		fp_log(FP_LOG_INFO, "site: round %llu: sending the update kept from before the interruption, not training",
 		       (unsigned long long)t->round);
 	} else {
-		FP_CHECK(st, a->tr->train(a->tr->ctx, a->model, (int64_t)t->round, cfg->plan, a->update,
-		                                 &a->k.samples, &a->k.loss));
+		/* in place: the model's buffer becomes the update */
+		FP_CHECK(st, a->tr->train(a->tr->ctx, a->model, (int64_t)t->round, cfg->plan, a->model, &a->k.samples,
+		                          &a->k.loss));
 		a->st.trained++;
-		FP_CHECK(st, fp_stream_tx_create((uint64_t)t->round, a->update, (uint64_t)a->n * sizeof(float),
+		FP_CHECK(st, fp_stream_tx_create((uint64_t)t->round, a->model, (uint64_t)a->n * sizeof(float),
 		                                 cfg->upload_chunk_bytes ? cfg->upload_chunk_bytes : FP_SERVER_CHUNK_BYTES,
 		                                 &a->k.tx));
+		a->k.values = a->model;
+		a->model = NULL;
 		a->k.have = 1;
 		a->k.round = (int64_t)t->round;
 		memcpy(a->k.base, h, 32);
@@ -661,8 +674,7 @@ enum fp_status fp_agent_run(const struct fp_agent_config *cfg, struct fp_agent_s
 	}
 	if (cfg->upload_chunk_bytes % 4 != 0) return FP_FAIL(FP_ERR_INVALID_ARG, "upload_chunk_bytes must be a multiple of 4");
 	a.model = malloc((a.n ? a.n : 1) * sizeof(float));
-	a.update = malloc((a.n ? a.n : 1) * sizeof(float));
-	if (!a.model || !a.update) {
+	if (!a.model) {
 		st = FP_FAIL(FP_ERR_NOMEM, "site %s: out of memory for a %zu-parameter model", cfg->site_id, a.n);
 		goto fail;
 	}
@@ -722,7 +734,6 @@ fail:
 	fp_p2_trainer_destroy(a.p2);
 	free(a.p2_pooled);
 	free(a.model);
-	free(a.update);
 	return st;
 }
 

@@ -28,6 +28,7 @@
 #include "fp_json.h"
 #include "fp_kernels.h"
 #include "fp_log.h"
+#include "fp_progress.h"
 #include "fp_stream.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -893,6 +894,7 @@ enum fp_status fp_aggregator_close_round(struct fp_aggregator *a, struct fp_roun
 	if (kc < a->plan.quorum)
 		return FP_FAIL(FP_ERR_STATE, "round %lld has %d update(s), fewer than the quorum of %d", (long long)a->round, kc,
 		               a->plan.quorum);
+	double t0 = fp_now_seconds(), t_fold = 0, t_hash = 0, t_save = 0;
 	qsort(a->acc, (size_t)kc, sizeof a->acc[0], cmp_site);
 	uint64_t total = 0;
 	int clipped = 0;
@@ -951,6 +953,7 @@ enum fp_status fp_aggregator_close_round(struct fp_aggregator *a, struct fp_roun
 			goto fail;
 		}
 	}
+	t_fold = fp_now_seconds();
 	for (size_t i = 0; i < a->n; i++)
 		if (!isfinite(a->model[i])) {
 			st = FP_FAIL(FP_ERR_NUMERIC, "round %lld: aggregated value %zu is not finite", (long long)a->round, i);
@@ -960,7 +963,9 @@ enum fp_status fp_aggregator_close_round(struct fp_aggregator *a, struct fp_roun
 	uint8_t new_sha[FP_SHA256_SIZE];
 	FP_CHECK(st, fp_sha256(a->model, a->n * sizeof(float), new_sha));
 	fp_hex_encode(new_sha, sizeof new_sha, new_hash);
+	t_hash = fp_now_seconds();
 	FP_CHECK(st, save_model(a, a->round, new_sha));
+	t_save = fp_now_seconds();
 
 	rec = json_pack("{s:s, s:I, s:s, s:I, s:[], s:[], s:{}}", "event", "closed", "round", (json_int_t)a->round,
 	                "model", new_hash, "samples", (json_int_t)total, "sites", "clipped", "trimmed");
@@ -976,6 +981,9 @@ enum fp_status fp_aggregator_close_round(struct fp_aggregator *a, struct fp_roun
 			                    json_real((double)trimmed[i] / (double)a->n));
 	}
 	FP_CHECK(st, journal_append(a, rec));
+	fp_log(FP_LOG_DEBUG, "aggregator: round %lld closed in %.3f s: fold %.3f, check and hash %.3f, model file %.3f, journal %.3f",
+	       (long long)a->round, fp_now_seconds() - t0, t_fold - t0, t_hash - t_fold, t_save - t_hash,
+	       fp_now_seconds() - t_save);
 	if (clipped) fp_log(FP_LOG_WARN, "aggregator: round %lld: %d update(s) scaled down to the norm bound %g",
 	                    (long long)a->round, clipped, a->plan.norm_bound);
 	for (int i = 0; i < kc; i++)

@@ -33,7 +33,10 @@ struct fp_local_trainer {
 	/* Initial global weights (rank 0 calls it once for a new study). */
 	enum fp_status (*init_weights)(void *ctx, float *w);
 	/* From `weights`, train as the plan says; write the delta (new - weights)
-	 * to `update`, the number of training samples and the mean loss. */
+	 * to `update`, the number of training samples and the mean loss.
+	 * `update` may be `weights` itself: the site agent trains in place, so
+	 * that a site holds one model's worth, not two. A trainer reads
+	 * weights[i] before it writes update[i] (or works from its own copy). */
 	enum fp_status (*train)(void *ctx, const float *weights, int64_t round, const struct fp_study_plan *plan,
 	                        float *update, uint64_t *n_samples, double *loss);
 };

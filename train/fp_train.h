@@ -165,7 +165,8 @@ struct fp_local_result {
 };
 
 /* Sets the model to `global` (n_params floats), trains, and writes
- * delta = w_local - global (n_params floats). The model keeps w_local. */
+ * delta = w_local - global (n_params floats). The model keeps w_local.
+ * delta may be global itself (trained in place, as the site agent does). */
 enum fp_status fp_train_local_update(struct fp_trainer *t, const float *global, size_t n,
                                      const struct fp_batch_source *src,
                                      const struct fp_local_options *o, float *delta,

@@ -240,7 +240,7 @@ enum fp_status fp_train_local_update(struct fp_trainer *t, const float *global, 
 {
 	struct fp_local_result r = {0};
 	enum fp_status st;
-	float *x = NULL;
+	float *x = NULL, *nw = NULL;
 	int32_t *y = NULL;
 	int b = fp_model_max_batch(t->model);
 	double saved_mu = t->opt.prox_mu, loss_sum = 0.0;
@@ -268,10 +268,14 @@ enum fp_status fp_train_local_update(struct fp_trainer *t, const float *global, 
 		r.samples_seen += (uint64_t)s.n;
 		r.steps++;
 	}
-	FP_CHECK(st, fp_model_get_params(t->model, delta, n));
+	/* The site agent trains in place (delta == global): the new parameters
+	 * then go through a copy, else straight into delta. */
+	nw = delta;
+	if (delta == global) FP_CHECK(st, fp_alloc_array(n, sizeof(float), (void **)&nw, "new parameters"));
+	FP_CHECK(st, fp_model_get_params(t->model, nw, n));
 	double sq = 0.0;
 	for (size_t i = 0; i < n; i++) {
-		delta[i] -= global[i];
+		delta[i] = nw[i] - global[i];
 		sq += (double)delta[i] * delta[i];
 	}
 	r.n_examples = src->n_examples;
@@ -282,6 +286,7 @@ enum fp_status fp_train_local_update(struct fp_trainer *t, const float *global, 
 	st = FP_OK;
 fail:
 	t->opt.prox_mu = saved_mu;
+	if (nw && nw != delta) free(nw);
 	free(x);
 	free(y);
 	return st;

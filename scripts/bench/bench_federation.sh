@@ -35,6 +35,7 @@
 # installed outside it and scripts/bootstrap is not involved. Needs
 # /usr/bin/time (Debian: time) and openssl.
 # Environment: SITES, REPEAT, BIG_ROUNDS, PARAMS, SMALL_PARAMS, SMALL_ROUNDS, FLWR_VERSION,
+# LOG_LEVEL (of `fedpath aggregate`, default info; debug adds close timings),
 # SKIP_FLOWER=1 (fedpath only), AGGREGATOR=released (instead of `fedpath
 # aggregate`, bench_federation server: the same fp_server_run with the
 # round-0 model file mapped and released once listening), PYTHON (for the venv; default python3), KEEP=1
@@ -122,7 +123,7 @@ INI
 	note "fedpath: $k sites, $p params, $r round(s), load $(load)"
 	if [ "${AGGREGATOR:-cli}" = cli ]; then
 		/usr/bin/time -v -o "$d/time.txt" "$FEDPATH" aggregate --plan "$d/plan.ini" --init "$init" \
-			--tls-dir "$W/pki$k" --port 0 --log-level info >"$d/agg.out" 2>"$d/agg.log" &
+			--tls-dir "$W/pki$k" --port 0 --log-level "${LOG_LEVEL:-info}" >"$d/agg.out" 2>"$d/agg.log" &
 	else # the same fp_server_run with the round-0 model released once listening (bench_federation.c)
 		/usr/bin/time -v -o "$d/time.txt" "$SITESBIN" server "$d/plan.ini" "$W/pki$k" "$init" \
 			>"$d/agg.out" 2>"$d/agg.log" &

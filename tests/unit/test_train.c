@@ -315,7 +315,8 @@ FP_TEST(checkpoint_refuses_other_model)
 
 /* Statement: fp_train_local_update returns delta = w_local - w_global, the
  * source's example count, and with mu > 0 a smaller update than mu = 0 on
- * the same batches (FedProx pulls towards the start weights). */
+ * the same batches (FedProx pulls towards the start weights); trained in
+ * place (delta == global) it gives the same delta. */
 FP_TEST(local_update_and_fedprox)
 {
 	struct rig r;
@@ -341,6 +342,11 @@ FP_TEST(local_update_and_fedprox)
 	o.prox_mu = 0.0;
 	CHECK_OK(fp_train_local_update(r.t, global, np, &src, &o, d1, &b));
 	CHECK(memcmp(d0, d1, np * sizeof(float)) == 0);
+	/* In place (the site agent's way): delta written over global, the same. */
+	memcpy(d1, global, np * sizeof(float));
+	CHECK_OK(fp_train_local_update(r.t, d1, np, &src, &o, d1, &b));
+	CHECK(memcmp(d0, d1, np * sizeof(float)) == 0);
+	CHECK(b.update_norm == a.update_norm);
 	free(global);
 	free(d0);
 	free(d1);
