@@ -281,6 +281,8 @@ static enum fp_status ssl_io_error(struct fp_tls_conn *c, int ret, const char *o
 	return FP_FAIL(e == SSL_ERROR_SSL ? FP_ERR_PROTOCOL : FP_ERR_IO, "TLS %s %s: %s", op, c->addr, why);
 }
 
+#define TLS_WRITE_BUFFER (256 * 1024)
+
 static enum fp_status conn_read(void *arg, void *buf, size_t len)
 {
 	struct fp_tls_conn *c = arg;
@@ -308,6 +310,9 @@ static enum fp_status conn_write(void *arg, const void *buf, size_t len)
 		p += n;
 		len -= n;
 	}
+	/* the records still in the write buffer (conn_new) go out now */
+	ERR_clear_error();
+	if (BIO_flush(SSL_get_wbio(c->ssl)) != 1) return ssl_io_error(c, -1, "write to");
 	return FP_OK;
 }
 
@@ -341,7 +346,21 @@ static enum fp_status conn_new(struct fp_tls_ctx *ctx, int fd, struct fp_tls_con
 	enum fp_status st;
 	FP_CHECK(st, set_timeouts(fd, ctx->timeout_ms));
 	c->ssl = SSL_new(ctx->ssl);
-	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 || SSL_set_ex_data(c->ssl, conn_index, c) != 1) {
+	/* Records are at most 16 KiB: written one by one, a 4 MiB chunk would
+	 * take 256 send() calls and as many loopback or NIC segments. A 256 KiB
+	 * write buffer between TLS and the socket sends them 16 at a time;
+	 * conn_write flushes it at the end of every message. Reads already come
+	 * in 256 KiB (read-ahead, fp_tls_ctx_create). */
+	BIO *sock = BIO_new_socket(fd, BIO_NOCLOSE), *wbuf = BIO_new(BIO_f_buffer());
+	if (!c->ssl || !sock || !wbuf || BIO_set_write_buffer_size(wbuf, TLS_WRITE_BUFFER) != 1 || BIO_up_ref(sock) != 1) {
+		BIO_free(sock);
+		BIO_free(wbuf);
+		st = FP_FAIL(FP_ERR_BACKEND, "TLS: cannot set up a connection");
+		goto fail;
+	}
+	BIO_push(wbuf, sock);
+	SSL_set_bio(c->ssl, sock, wbuf); /* owns both: sock twice (read side, and under wbuf) */
+	if (SSL_set_ex_data(c->ssl, conn_index, c) != 1) {
 		st = FP_FAIL(FP_ERR_BACKEND, "TLS: cannot set up a connection");
 		goto fail;
 	}
