@@ -494,6 +494,38 @@ static void op_aggregate(struct fp_kernels *k)
 	}
 }
 
+/* The CPU weighted sum is exactly sum_k w_k x_k in double, k in order from
+ * 0, rounded once to float: the aggregator's bit-identical resume and the
+ * MPI transport's equality with TLS rely on that order. Sizes around the
+ * kernel's tiles and above its two-thread threshold. */
+static void op_weighted_sum_order(struct fp_kernels *k)
+{
+	size_t sizes[] = {1, 2047, 2048, 2049, 500003};
+	int kc = 10;
+	for (int si = 0; si < 5; si++) {
+		size_t p = sizes[si];
+		float *xs = rnd((size_t)kc * p, -1e3f, 1e3f), w[10];
+		for (int i = 0; i < kc; i++) w[i] = (float)(0.01 + urand());
+		xs[0] = 1e-30f; /* values of very different sizes in one column */
+		xs[p] = 3e7f;
+		float *want = malloc(p * sizeof(float)), *got = malloc(p * sizeof(float));
+		for (size_t j = 0; j < p; j++) {
+			double acc = 0;
+			for (int i = 0; i < kc; i++) acc += (double)w[i] * xs[(size_t)i * p + j];
+			want[j] = (float)acc;
+		}
+		float *XS = UPF(k, xs, (size_t)kc * p), *O = UPF(k, NULL, p);
+		CHECK_OK(fp_k_weighted_sum(k, O, XS, w, kc, p));
+		CHECK_OK(fp_kernels_download(k, got, O, p * sizeof(float)));
+		CHECK_MSG(memcmp(want, got, p * sizeof(float)) == 0, "weighted sum of %zu values differs from the ordered sum", p);
+		fp_kernels_free(k, XS);
+		fp_kernels_free(k, O);
+		free(xs);
+		free(want);
+		free(got);
+	}
+}
+
 /* ---- tile -> input (fp_k_augment_tiles) and the rank mean ---- */
 
 static uint8_t *rnd_tiles(size_t bytes)
@@ -673,6 +705,7 @@ FP_TEST(cox) { RUN(0, op_cox(k)); }
 FP_TEST(attnpool) { RUN(0, op_attnpool(k)); }
 FP_TEST(optimisers) { RUN(0, op_optim(k)); }
 FP_TEST(aggregate) { RUN(0, op_aggregate(k)); }
+FP_TEST(weighted_sum_order) { RUN(0, op_weighted_sum_order(k)); }
 FP_TEST(mean_rows) { RUN(0, op_mean_rows(k)); }
 
 FP_TEST(gpu_conv2d) { RUN(1, op_conv2d(k)); }
