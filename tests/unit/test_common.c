@@ -289,9 +289,10 @@ static void writer_loop(const char *path, uint32_t start)
 FP_TEST(large_framed_file_roundtrips)
 {
 	size_t lens[] = {(size_t)8 << 20, ((size_t)9 << 20) + 13, ((size_t)12 << 20) - FP_FRAME_HEADER_SIZE};
-	uint8_t *payload = malloc(lens[1]);
+	size_t most = lens[2];
+	uint8_t *payload = malloc(most);
 	CHECK(payload != NULL);
-	for (size_t i = 0; i < lens[1]; i++) payload[i] = (uint8_t)(i * 2654435761u >> 13);
+	for (size_t i = 0; i < most; i++) payload[i] = (uint8_t)(i * 2654435761u >> 13);
 	const char *dirs[] = {fp_test_tmpdir(), "/dev/shm"};
 	for (int d = 0; d < 2; d++) {
 		struct stat sb;
