@@ -136,9 +136,10 @@ static int write_direct(int fd, const void *head, size_t head_len, const void *b
 	ok = ftruncate(fd, (off_t)total) == 0;
 done:
 	free(buf);
-	if (fcntl(fd, F_SETFL, flags) != 0 && !ok) return -1;
-	if (ok) return 0;
-	return ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0 ? 1 : -1;
+	int buffered = fcntl(fd, F_SETFL, flags) == 0;
+	if (ok) return 0; /* complete: the flag no longer matters */
+	/* a buffered rewrite needs the flag off and the file empty again */
+	return buffered && ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0 ? 1 : -1;
 }
 
 enum fp_status fp_file_writer_open(struct fp_file_writer *w, const char *path, unsigned mode)

@@ -928,34 +928,16 @@ enum fp_status fp_aggregator_close_round(struct fp_aggregator *a, struct fp_roun
 	}
 	for (size_t off = 0; off < a->n; off += block) {
 		size_t b = a->n - off < block ? a->n - off : block;
-		/* each site's rows from its own file: two threads copy from the
-		 * page cache at once (the sessions are idle during a close) */
-		int bad = -1;
-		enum fp_status bad_st = FP_OK;
-		char bad_msg[FP_ERROR_MSG_MAX] = "";
-#pragma omp parallel for schedule(dynamic, 1) num_threads(2) if (b * (size_t)kc >= ((size_t)1 << 20))
 		for (int i = 0; i < kc; i++) {
 			float *row = xs + (size_t)i * b;
-			enum fp_status rs = FP_OK;
-			if (fread(row, sizeof(float), b, files[i]) != b)
-				rs = FP_FAIL(FP_ERR_FORMAT, "update of %s for round %lld is shorter than the model", a->acc[i].site,
+			if (fread(row, sizeof(float), b, files[i]) != b) {
+				st = FP_FAIL(FP_ERR_FORMAT, "update of %s for round %lld is shorter than the model", a->acc[i].site,
 				             (long long)a->round);
-			else if (!a->acc[i].verified)
-				rs = ch_update(&checks[i], (const uint8_t *)row, b * sizeof(float));
-			if (rs == FP_OK && scale[i] != 1.0f)
-				for (size_t j = 0; j < b; j++) row[j] *= scale[i];
-			if (rs != FP_OK) {
-#pragma omp critical(fold_read_error)
-				if (bad < 0 || i < bad) {
-					bad = i;
-					bad_st = rs;
-					snprintf(bad_msg, sizeof bad_msg, "%s", fp_error_msg());
-				}
+				goto fail;
 			}
-		}
-		if (bad >= 0) {
-			st = FP_FAIL(bad_st, "%s", bad_msg);
-			goto fail;
+			if (!a->acc[i].verified) FP_CHECK(st, ch_update(&checks[i], (const uint8_t *)row, b * sizeof(float)));
+			if (scale[i] != 1.0f)
+				for (size_t j = 0; j < b; j++) row[j] *= scale[i];
 		}
 		FP_CHECK(st, fold_block(a, off, b, xs, w, kc, delta, trimmed));
 	}

@@ -226,10 +226,6 @@ static void snap_unref(struct snapshot *p)
  * buffer is refilled in place when no session is still sending from it (the
  * usual case at a round's close): no second model's worth of memory at the
  * change of round, and no fresh pages to fault in every round. */
-/* Threads that hash a new snapshot's chunks: at a round change the sessions
- * wait for it, so the machine's cores are free. */
-#define SNAPSHOT_HASH_THREADS 2
-
 static enum fp_status snap_take(struct server *s)
 {
 	struct snapshot *p = s->snap;
@@ -248,8 +244,8 @@ static enum fp_status snap_take(struct server *s)
 	}
 	enum fp_status st = fp_aggregator_model(s->agg, p->w);
 	if (st == FP_OK)
-		st = fp_stream_tx_create_threads((uint64_t)fp_aggregator_round(s->agg), p->w, (uint64_t)s->n * sizeof(float),
-		                                 FP_SERVER_CHUNK_BYTES, SNAPSHOT_HASH_THREADS, &p->tx);
+		st = fp_stream_tx_create((uint64_t)fp_aggregator_round(s->agg), p->w, (uint64_t)s->n * sizeof(float),
+		                         FP_SERVER_CHUNK_BYTES, &p->tx);
 	if (st != FP_OK) {
 		fp_stream_tx_destroy(p->tx);
 		free(p->w);

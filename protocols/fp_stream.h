@@ -57,10 +57,6 @@ enum fp_status fp_chunk_parse(const uint8_t *payload, size_t len, struct fp_chun
 struct fp_stream_tx;
 enum fp_status fp_stream_tx_create(uint64_t stream_id, const void *data, uint64_t total_bytes,
                                    uint32_t chunk_bytes, struct fp_stream_tx **out);
-/* The same, the chunk digests computed by `threads` threads (1..16; the
- * aggregator's model at a round change, when its sessions are idle). */
-enum fp_status fp_stream_tx_create_threads(uint64_t stream_id, const void *data, uint64_t total_bytes,
-                                           uint32_t chunk_bytes, int threads, struct fp_stream_tx **out);
 void fp_stream_tx_destroy(struct fp_stream_tx *tx);
 /* A sender for the same bytes with fresh counters, sharing nothing with src
  * (the chunk digests are copied, not recomputed): one model sent to many

@@ -3,8 +3,6 @@
  * machines over an fp_io; nothing here knows about rounds or models, so the
  * TLS channel, the MPI transport and tests drive the same code.
  */
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,31 +101,8 @@ struct fp_stream_tx {
 	uint64_t sent, resends;
 };
 
-#define STREAM_MAX_HASH_THREADS 16
-
-struct hash_job {
-	const struct fp_stream_tx *tx;
-	uint64_t first, step;
-	enum fp_status st;
-	char msg[FP_ERROR_MSG_MAX];
-};
-
-/* Chunk digests first, first + step, ... (one thread's share). */
-static void *hash_chunks(void *arg)
-{
-	struct hash_job *j = arg;
-	const struct fp_stream_tx *tx = j->tx;
-	j->st = FP_OK;
-	for (uint64_t i = j->first; i < tx->n_chunks && j->st == FP_OK; i += j->step) {
-		uint64_t off = i * tx->chunk_bytes, len = tx->total - off < tx->chunk_bytes ? tx->total - off : tx->chunk_bytes;
-		j->st = fp_sha256(tx->data + off, (size_t)len, tx->digests + i * 32);
-		if (j->st != FP_OK) snprintf(j->msg, sizeof j->msg, "%s", fp_error_msg());
-	}
-	return NULL;
-}
-
-enum fp_status fp_stream_tx_create_threads(uint64_t stream_id, const void *data, uint64_t total_bytes,
-                                           uint32_t chunk_bytes, int threads, struct fp_stream_tx **out)
+enum fp_status fp_stream_tx_create(uint64_t stream_id, const void *data, uint64_t total_bytes,
+                                   uint32_t chunk_bytes, struct fp_stream_tx **out)
 {
 	struct fp_stream_tx *tx = calloc(1, sizeof(*tx));
 	if (!tx) return FP_FAIL(FP_ERR_NOMEM, "tensor stream: cannot allocate the sender");
@@ -139,39 +114,16 @@ enum fp_status fp_stream_tx_create_threads(uint64_t stream_id, const void *data,
 	tx->total = total_bytes;
 	tx->chunk_bytes = chunk_bytes;
 	tx->data = data;
-	if (threads < 1) threads = 1;
-	if (threads > STREAM_MAX_HASH_THREADS) threads = STREAM_MAX_HASH_THREADS;
-	if ((uint64_t)threads > tx->n_chunks) threads = tx->n_chunks ? (int)tx->n_chunks : 1;
-	struct hash_job jobs[STREAM_MAX_HASH_THREADS];
-	pthread_t th[STREAM_MAX_HASH_THREADS];
-	int started = 0;
-	for (int t = 0; t < threads; t++) jobs[t] = (struct hash_job){tx, (uint64_t)t, (uint64_t)threads, FP_OK, ""};
-	/* helpers take shares 1..threads-1; this thread takes share 0 (and any a
-	 * helper could not be started for) */
-	for (int t = 1; t < threads; t++) {
-		if (pthread_create(&th[t], NULL, hash_chunks, &jobs[t]) != 0) break;
-		started = t;
+	for (uint64_t i = 0; i < tx->n_chunks; i++) {
+		uint64_t off = i * chunk_bytes, len = total_bytes - off < chunk_bytes ? total_bytes - off : chunk_bytes;
+		FP_CHECK(st, fp_sha256(tx->data + off, (size_t)len, tx->digests + i * 32));
 	}
-	hash_chunks(&jobs[0]);
-	for (int t = started + 1; t < threads; t++) hash_chunks(&jobs[t]);
-	for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
-	for (int t = 0; t < threads; t++)
-		if (jobs[t].st != FP_OK) {
-			st = FP_FAIL(jobs[t].st, "%s", jobs[t].msg);
-			goto fail;
-		}
 	FP_CHECK(st, fp_stream_tensor_digest(total_bytes, chunk_bytes, tx->digests, tx->n_chunks, tx->digest));
 	*out = tx;
 	return FP_OK;
 fail:
 	fp_stream_tx_destroy(tx);
 	return st;
-}
-
-enum fp_status fp_stream_tx_create(uint64_t stream_id, const void *data, uint64_t total_bytes,
-                                   uint32_t chunk_bytes, struct fp_stream_tx **out)
-{
-	return fp_stream_tx_create_threads(stream_id, data, total_bytes, chunk_bytes, 1, out);
 }
 
 enum fp_status fp_stream_tx_copy(const struct fp_stream_tx *src, struct fp_stream_tx **out)

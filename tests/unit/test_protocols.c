@@ -434,42 +434,6 @@ FP_TEST(stream_roundtrip_many_chunks)
 	free(data);
 }
 
-/* A sender whose chunk digests were computed by several threads announces
- * the same tensor digest as a one-thread sender, and its stream is received
- * whole (17 chunks over 1, 2, 3 and 16 threads). */
-FP_TEST(threaded_sender_hashes_the_same)
-{
-	size_t n = (1u << 20) + 3;
-	uint8_t *data = pattern(n, 2);
-	struct fp_stream_tx *one = NULL;
-	CHECK_OK(fp_stream_tx_create(21, data, n, FP_PROTO_MIN_CHUNK_BYTES, &one));
-	Fedpath__TensorHeader h1 = FEDPATH__TENSOR_HEADER__INIT;
-	fp_stream_tx_header(one, &h1);
-	int threads[] = {1, 2, 3, 16};
-	for (int t = 0; t < 4; t++) {
-		struct fp_stream_tx *tx = NULL;
-		struct fp_stream_rx *rx = NULL;
-		struct sink_buf got = {calloc(1, n), 0, 0};
-		struct evil_io evil;
-		enum fp_status tx_st;
-		CHECK_OK(fp_stream_tx_create_threads(21, data, n, FP_PROTO_MIN_CHUNK_BYTES, threads[t], &tx));
-		Fedpath__TensorHeader h = FEDPATH__TENSOR_HEADER__INIT;
-		fp_stream_tx_header(tx, &h);
-		CHECK(h.digest.len == 32 && memcmp(h.digest.data, h1.digest.data, 32) == 0);
-		CHECK_OK(fp_stream_rx_create(&h, sink_copy, &got, &rx));
-		evil_init(&evil, -1);
-		CHECK_OK(run_connection(tx, &evil, rx, &tx_st));
-		CHECK_OK(tx_st);
-		CHECK(fp_stream_rx_complete(rx));
-		CHECK(memcmp(got.data, data, n) == 0);
-		fp_stream_rx_destroy(rx);
-		fp_stream_tx_destroy(tx);
-		free(got.data);
-	}
-	fp_stream_tx_destroy(one);
-	free(data);
-}
-
 FP_TEST(corrupted_chunk_detected_and_resent)
 {
 	size_t n = 10 * FP_PROTO_MIN_CHUNK_BYTES;
