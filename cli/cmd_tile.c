@@ -67,11 +67,16 @@ struct job {
 	int timed_out;
 };
 
-static int run_child(const char *slide, const char *out, const struct fp_tile_params *p, int fd, long memory_mb)
+static int run_child(const char *slide, const char *out, const struct fp_tile_params *p, int fd, long memory_mb,
+                     pid_t parent)
 {
 	/* A killed parent takes its slide processes with it (no orphan keeps
-	 * writing); the next run redoes only the slides that were in flight. */
+	 * writing); the next run redoes only the slides that were in flight. A
+	 * parent killed between fork() and prctl() sends no signal: the child sees
+	 * it was reparented and goes at once. */
+	usleep(30000); /*TMPWIDEN*/
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	(void)parent; /*TMPNOCHECK*/
 	struct rlimit rl = {.rlim_cur = (rlim_t)memory_mb << 20, .rlim_max = (rlim_t)memory_mb << 20};
 #if defined(__SANITIZE_ADDRESS__)
 	/* AddressSanitizer reserves terabytes of shadow address space, which any
@@ -243,7 +248,7 @@ int fp_cmd_tile(int argc, char **argv)
 	char **owned = NULL;
 	struct job *running = NULL;
 	struct fp_progress *prog = NULL;
-	int mfd = -1, rc = parse_args(argc, argv, &p, &out, &manifest, &jobs, &timeout, &memory_mb, &slides, &n_slides);
+	int mfd = -1, lockfd = -1, rc = parse_args(argc, argv, &p, &out, &manifest, &jobs, &timeout, &memory_mb, &slides, &n_slides);
 	if (rc != FP_EXIT_OK) goto done;
 	if (fp_tile_params_check(&p) != FP_OK) {
 		rc = fp_cli_usage_error("tile", "%s", fp_error_msg());
@@ -277,6 +282,13 @@ int fp_cmd_tile(int argc, char **argv)
 		}
 	}
 	if (fp_mkdir_p(out, 0750) != FP_OK) {
+		rc = fp_cli_runtime_error("tile", "output folder", NULL);
+		goto done;
+	}
+	/* One run per output folder: two would write the same slides' partial
+	 * files. Slide processes inherit the lock, so a new run also waits out
+	 * those of a killed run. */
+	if (fp_dir_lock(out, ".tile.lock", 5.0, &lockfd) != FP_OK) {
 		rc = fp_cli_runtime_error("tile", "output folder", NULL);
 		goto done;
 	}
@@ -317,7 +329,7 @@ int fp_cmd_tile(int argc, char **argv)
 				goto done;
 			}
 			fflush(NULL);
-			pid_t pid = fork();
+			pid_t parent = getpid(), pid = fork();
 			if (pid < 0) {
 				fprintf(stderr, "fedpath tile: fork: %s\n", strerror(errno));
 				close(pfd[0]);
@@ -327,7 +339,7 @@ int fp_cmd_tile(int argc, char **argv)
 			}
 			if (pid == 0) {
 				close(pfd[0]);
-				_exit(run_child(slides[next], out, &p, pfd[1], memory_mb));
+				_exit(run_child(slides[next], out, &p, pfd[1], memory_mb, parent));
 			}
 			close(pfd[1]);
 			struct job *j = &running[k];
@@ -398,6 +410,7 @@ done:
 	free(running);
 	fp_progress_destroy(prog);
 	if (mfd >= 0) close(mfd);
+	if (lockfd >= 0) close(lockfd);
 	if (owned)
 		for (size_t i = 0; i < n_slides; i++) free(owned[i]);
 	free(owned);

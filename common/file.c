@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fp_arith.h"
@@ -44,6 +46,43 @@ enum fp_status fp_dir_sync(const char *dir)
 		return FP_FAIL(FP_ERR_IO, "fsync of folder %s failed: %s", dir, strerror(e));
 	}
 	close(fd);
+	return FP_OK;
+}
+
+enum fp_status fp_dir_lock(const char *dir, const char *name, double wait_s, int *fd_out)
+{
+	*fd_out = -1;
+	char path[4096];
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+		return FP_FAIL(FP_ERR_LIMIT, "lock path %s/%s is too long", dir, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) return FP_FAIL(FP_ERR_IO, "cannot open lock file %s: %s", path, strerror(errno));
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	long tries = wait_s > 0 ? (long)(wait_s / 0.02) : 0;
+	for (long t = 0;; t++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+		int e = errno;
+		if (e == EINTR) continue;
+		if (e != EWOULDBLOCK || t >= tries) {
+			char holder[32] = "";
+			ssize_t n = e == EWOULDBLOCK ? pread(fd, holder, sizeof holder - 1, 0) : -1;
+			holder[n > 0 ? n : 0] = '\0';
+			holder[strcspn(holder, "\n")] = '\0';
+			close(fd);
+			if (e != EWOULDBLOCK) return FP_FAIL(FP_ERR_IO, "cannot lock %s: %s", path, strerror(e));
+			return FP_FAIL(FP_ERR_STATE, "%s is in use by another process (pid %s, lock %s); wait for it to finish or stop it",
+			               dir, holder[0] ? holder : "unknown", path);
+		}
+		nanosleep(&nap, NULL);
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		int e = errno;
+		close(fd);
+		return FP_FAIL(FP_ERR_IO, "cannot write lock file %s: %s", path, strerror(e));
+	}
+	*fd_out = fd;
 	return FP_OK;
 }
 

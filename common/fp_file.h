@@ -62,6 +62,15 @@ enum fp_status fp_file_publish(const char *tmp_path, const char *final_path);
 /* fsync a folder (after creating or renaming entries in it). */
 enum fp_status fp_dir_sync(const char *dir);
 
+/* Takes an exclusive lock on `dir`/`name` (created, mode 0640) so that two
+ * processes never work in one folder at once. The lock belongs to the open
+ * file: it is released when the holder and every child it forked have exited,
+ * never left behind by a killed process. A lock held elsewhere is waited for
+ * up to `wait_s` seconds (a killed run's last children take a moment to go),
+ * then FP_ERR_STATE names the holder's pid, as written in the file. On success
+ * *fd is the lock (close it to release; it is O_CLOEXEC). */
+enum fp_status fp_dir_lock(const char *dir, const char *name, double wait_s, int *fd);
+
 /* mkdir -p with `mode` for created folders. */
 enum fp_status fp_mkdir_p(const char *path, unsigned mode);
 

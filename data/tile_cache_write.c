@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -46,6 +47,8 @@ struct fp_tile_cache_writer {
 	struct fp_stain_stats stain;
 	uint64_t bad, missing, dropped;
 	int finished;
+	dev_t dev;             /* the partial file this writer created */
+	ino_t ino;
 };
 
 static enum fp_status h5_fail(const char *what, const char *path)
@@ -146,6 +149,13 @@ enum fp_status fp_tile_cache_writer_create(const char *path, const struct fp_til
 		st = h5_fail("create the file", w->partial);
 		goto fail;
 	}
+	struct stat sb;
+	if (stat(w->partial, &sb) != 0) {
+		st = FP_FAIL(FP_ERR_IO, "cannot stat %s: %s", w->partial, strerror(errno));
+		goto fail;
+	}
+	w->dev = sb.st_dev;
+	w->ino = sb.st_ino;
 	if (meta->encoding == FP_TILE_RAW) {
 		hsize_t T = meta->tile_size;
 		hsize_t dims[4] = {0, T, T, 3}, maxd[4] = {H5S_UNLIMITED, T, T, 3}, chunk[4] = {1, T, T, 3};
@@ -473,6 +483,15 @@ enum fp_status fp_tile_cache_writer_finish(struct fp_tile_cache_writer *w)
 		st = h5_fail("close the file", w->partial);
 		goto fail;
 	}
+	/* Publish only the file this writer made: were "<path>.partial" replaced
+	 * by another process writing the same slide, renaming it would publish
+	 * a half-written cache. */
+	struct stat sb;
+	if (stat(w->partial, &sb) != 0 || sb.st_dev != w->dev || sb.st_ino != w->ino) {
+		st = FP_FAIL(FP_ERR_STATE, "%s was replaced or removed by another process while it was written; not published",
+		             w->partial);
+		goto fail;
+	}
 	FP_CHECK(st, fp_file_publish(w->partial, w->path));
 	w->finished = 1;
 	return FP_OK;
@@ -485,7 +504,9 @@ void fp_tile_cache_writer_destroy(struct fp_tile_cache_writer *w)
 	if (!w) return;
 	if (w->pixels >= 0) H5Dclose(w->pixels);
 	if (w->file >= 0) H5Fclose(w->file);
-	if (!w->finished && w->partial) unlink(w->partial);
+	struct stat sb;
+	if (!w->finished && w->partial && stat(w->partial, &sb) == 0 && sb.st_dev == w->dev && sb.st_ino == w->ino)
+		unlink(w->partial); /* ours only */
 	if (w->spool >= 0) close(w->spool);
 	free(w->coords);
 	free(w->qc);

@@ -53,6 +53,7 @@ struct accepted {
 
 struct fp_aggregator {
 	char *dir;
+	int lock_fd;           /* <dir>/.aggregate.lock, held while open */
 	struct fp_agg_plan plan;
 	size_t n;
 	int64_t round; /* open round */
@@ -475,6 +476,7 @@ enum fp_status fp_aggregator_open(const char *dir, const struct fp_agg_plan *pla
 	struct fp_aggregator *a = calloc(1, sizeof *a);
 	if (!a) return FP_FAIL(FP_ERR_NOMEM, "aggregator: out of memory");
 	a->journal_fd = -1;
+	a->lock_fd = -1;
 	a->plan = *plan;
 	a->n = n_params;
 	a->dir = strdup(dir);
@@ -489,6 +491,9 @@ enum fp_status fp_aggregator_open(const char *dir, const struct fp_agg_plan *pla
 	FP_CHECK(st, fp_mkdir_p(p, 0750));
 	snprintf(p, sizeof p, "%s/updates", dir);
 	FP_CHECK(st, fp_mkdir_p(p, 0750));
+	/* One aggregator per study folder: a second would append to the same
+	 * journal and overwrite the same update files. */
+	FP_CHECK(st, fp_dir_lock(dir, ".aggregate.lock", 2.0, &a->lock_fd));
 	snprintf(p, sizeof p, "%s/journal.jsonl", dir);
 	struct stat sb;
 	int fresh = stat(p, &sb) != 0;
@@ -547,6 +552,7 @@ void fp_aggregator_destroy(struct fp_aggregator *a)
 {
 	if (!a) return;
 	if (a->journal_fd >= 0) close(a->journal_fd);
+	if (a->lock_fd >= 0) close(a->lock_fd);
 	fp_kernels_destroy(a->k);
 	free(a->model);
 	free(a->m);

@@ -54,5 +54,24 @@ skipped_total=$((skipped_total + ${s:-0}))
 "$fp" tile --out "$T/run" $args >/dev/null 2>"$T/err.again" || fail "rerun after completion"
 grep -q "0 tiled, 8 skipped" "$T/err.again" || fail "a complete run was redone: $(tail -1 "$T/err.again")"
 [ "$interrupted" -ge 2 ] || fail "only $interrupted run(s) were interrupted: the test did not exercise a kill"
+# one run per output folder: a second run, started while the folder is in
+# use (here held with flock(1), as a running tile run or its slide processes
+# hold it), waits a few seconds, then stops with an error naming the lock and
+# leaves the caches alone
+if command -v flock >/dev/null 2>&1; then
+	flock -o "$T/run/.tile.lock" sh -c 'echo $$ >"$1"; exec sleep 30' sh "$T/holder.pid" &
+	holder=$!
+	sleep 0.3
+	[ -s "$T/holder.pid" ] || sleep 1
+	"$fp" tile --out "$T/run" $args >/dev/null 2>"$T/err.busy" && fail "a run started in a folder in use did not stop"
+	grep -q "in use by another process" "$T/err.busy" && grep -q ".tile.lock" "$T/err.busy" ||
+		fail "no clear error for a folder in use: $(cat "$T/err.busy")"
+	kill "$(cat "$T/holder.pid")" "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	for f in "$T/ref"/*.h5; do
+		cmp -s "$f" "$T/run/$(basename "$f")" || fail "$(basename "$f") changed by the refused run"
+	done
+	"$fp" tile --out "$T/run" $args >/dev/null 2>"$T/err.free" || fail "run after the lock was freed: $(tail -1 "$T/err.free")"
+fi
 echo "interrupted $interrupted runs; reruns skipped $skipped_total finished slide(s); result identical"
 echo "1 passed, 0 failed"

@@ -423,6 +423,27 @@ FP_TEST(torn_journal_and_damaged_model)
 	CHECK_STR_CONTAINS(fp_error_msg(), "round-000004.fpm");
 }
 
+/* "One aggregator per study folder": a second one opened on a folder in use
+ * is refused, naming the lock; once the first is closed it opens and resumes. */
+FP_TEST(second_aggregator_on_a_folder_is_refused)
+{
+	const char *dir = subdir("twice");
+	struct fp_agg_plan plan;
+	plan_for(&plan, FP_AGG_FEDAVG, 2);
+	float x[NP];
+	init_model(x);
+	struct fp_aggregator *a = NULL, *b = NULL;
+	CHECK_OK(fp_aggregator_open(dir, &plan, x, NP, &a));
+	CHECK_STATUS(fp_aggregator_open(dir, &plan, NULL, NP, &b), FP_ERR_STATE);
+	CHECK(b == NULL);
+	CHECK_STR_CONTAINS(fp_error_msg(), ".aggregate.lock");
+	CHECK_STR_CONTAINS(fp_error_msg(), "in use");
+	fp_aggregator_destroy(a);
+	CHECK_OK(fp_aggregator_open(dir, &plan, NULL, NP, &b));
+	CHECK_INT_EQ(fp_aggregator_round(b), 1);
+	fp_aggregator_destroy(b);
+}
+
 /* fp_stream.h's tensor digest of an NP-value update cut in CB-byte chunks. */
 static void stream_digest(const float *d, char hex[FP_SHA256_HEX_SIZE])
 {

@@ -316,6 +316,38 @@ FP_TEST(large_framed_file_roundtrips)
 	free(payload);
 }
 
+/* fp_dir_lock: "two processes never work in one folder at once"; a holder's
+ * pid is named; children forked by the holder keep the lock until they exit;
+ * a lock that is freed within wait_s is taken. */
+FP_TEST(dir_lock_is_exclusive_and_inherited)
+{
+	const char *dir = fp_test_tmpdir();
+	int a = -1, b = -1;
+	CHECK_OK(fp_dir_lock(dir, "fp_test.lock", 0, &a));
+	CHECK(a >= 0);
+	CHECK_INT_EQ(fp_dir_lock(dir, "fp_test.lock", 0.1, &b), FP_ERR_STATE);
+	CHECK_INT_EQ(b, -1);
+	char pid[32];
+	snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+	CHECK(strstr(fp_error_msg(), pid) != NULL);
+	CHECK(strstr(fp_error_msg(), "fp_test.lock") != NULL);
+	pid_t child = fork();
+	CHECK(child >= 0);
+	if (child == 0) { /* holds the inherited lock for a while, never touches it */
+		struct timespec t = {0, 400 * 1000 * 1000};
+		nanosleep(&t, NULL);
+		_exit(0);
+	}
+	close(a);
+	CHECK_INT_EQ(fp_dir_lock(dir, "fp_test.lock", 0, &b), FP_ERR_STATE); /* the child still holds it */
+	CHECK_OK(fp_dir_lock(dir, "fp_test.lock", 5.0, &b));                 /* taken once the child exits */
+	int ws = 0;
+	CHECK(waitpid(child, &ws, WNOHANG) == child || waitpid(child, &ws, 0) == child);
+	close(b);
+	CHECK_INT_EQ(fp_dir_lock("/nonexistent-fedpath-dir", "x.lock", 0, &b), FP_ERR_IO);
+	CHECK(strstr(fp_error_msg(), "/nonexistent-fedpath-dir/x.lock") != NULL);
+}
+
 FP_TEST(file_commit_survives_kill)
 {
 	const char *p = path_in_tmp("state.bin");
