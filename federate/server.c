@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "fp_aggregator.h"
 #include "fp_audit.h"
@@ -68,6 +69,17 @@ struct site_stat {
 	int told_done;
 };
 
+/* A session thread. Joinable, and joined (reap_workers) once it has said it
+ * is finished: only a join waits until the thread's exit handlers, OpenSSL's
+ * per-thread state among them, have run, so nothing of a session outlives
+ * the server. */
+struct worker {
+	struct server *s;
+	struct fp_tls_conn *c;
+	pthread_t th;
+	int used, finished;
+};
+
 struct server {
 	const struct fp_server_config *cfg;
 	const struct fp_study_plan *plan;
@@ -82,6 +94,7 @@ struct server {
 	struct slot slots[FP_AGG_MAX_SITES];
 	struct site_stat sites[FP_AGG_MAX_SITES];
 	int n_sites, known_sites, quorum, workers, done, stopping, dirty;
+	struct worker wk[MAX_WORKERS]; /* workers counts those not yet finished */
 	double round_opened, round_opened_wall, done_at, status_written;
 	struct fp_tls_ctx *tls;
 	struct fp_audit *audit;
@@ -553,11 +566,6 @@ static void eval_reload(struct server *s)
 }
 
 /* ---- a session (worker thread, lock not held unless said) ---- */
-
-struct worker {
-	struct server *s;
-	struct fp_tls_conn *c;
-};
 
 static enum fp_status sink_update(void *ctx, uint64_t offset, const void *data, size_t len, const uint8_t digest[32])
 {
@@ -1293,12 +1301,32 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct server *s = w->s;
 	session(s, w->c);
-	free(w);
+	/* Free this thread's OpenSSL state (its random generators) now, not in
+	 * a thread-exit handler that could still be running when the process
+	 * exits and OpenSSL cleans up. */
+	OPENSSL_thread_stop();
 	pthread_mutex_lock(&s->lock);
+	w->finished = 1;
 	s->workers--;
 	pthread_cond_broadcast(&s->changed);
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
+}
+
+/* Joins the threads of finished sessions and frees their slots. */
+static void reap_workers(struct server *s)
+{
+	pthread_t done[MAX_WORKERS];
+	int n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (s->wk[i].used && s->wk[i].finished) done[n++] = s->wk[i].th;
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < n; i++) pthread_join(done[i], NULL);
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < MAX_WORKERS; i++)
+		if (s->wk[i].used && s->wk[i].finished) s->wk[i].used = 0;
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- set-up and the accept loop ---- */
@@ -1485,6 +1513,7 @@ enum fp_status fp_server_run(const struct fp_server_config *cfg, float *final_mo
 	if (cfg->on_listening) cfg->on_listening(cfg->arg, fp_tls_listener_port(l));
 
 	for (;;) {
+		reap_workers(s);
 		if (should_stop(s) && s->done && (!s->part2 || (s->bl_done && (!s->ev_on || s->ev_done)))) {
 			st = FP_OK; /* the study was done (and its results served): nothing to resume */
 			break;
@@ -1517,27 +1546,22 @@ enum fp_status fp_server_run(const struct fp_server_config *cfg, float *final_mo
 			fp_log(FP_LOG_WARN, "aggregate: accept: %s", fp_error_msg());
 			continue;
 		}
-		struct worker *w = malloc(sizeof *w);
-		pthread_t th;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 		pthread_mutex_lock(&s->lock);
-		int ok = w && s->workers < MAX_WORKERS;
-		if (ok) {
-			w->s = s;
-			w->c = c;
+		struct worker *w = NULL;
+		for (int i = 0; i < MAX_WORKERS && !w; i++)
+			if (!s->wk[i].used) w = &s->wk[i];
+		if (w) {
+			*w = (struct worker){.s = s, .c = c, .used = 1};
 			s->workers++;
-			if (pthread_create(&th, &at, worker_main, w) != 0) {
+			if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
 				s->workers--;
-				ok = 0;
+				w->used = 0;
+				w = NULL;
 			}
 		}
 		pthread_mutex_unlock(&s->lock);
-		pthread_attr_destroy(&at);
-		if (!ok) {
+		if (!w) {
 			fp_log(FP_LOG_WARN, "aggregate: no worker for a connection from %s; closed", fp_tls_conn_addr(c));
-			free(w);
 			fp_tls_conn_close(c);
 		}
 	}
@@ -1554,8 +1578,13 @@ enum fp_status fp_server_run(const struct fp_server_config *cfg, float *final_mo
 	int left = s->workers;
 	if (s->agg) write_status(s);
 	pthread_mutex_unlock(&s->lock);
+	reap_workers(s);
 	if (left > 0) {
 		/* Workers still hold s: leak it rather than free memory in use. */
+		pthread_mutex_lock(&s->lock);
+		for (int i = 0; i < MAX_WORKERS; i++)
+			if (s->wk[i].used) pthread_detach(s->wk[i].th);
+		pthread_mutex_unlock(&s->lock);
 		fp_log(FP_LOG_WARN, "aggregate: %d session(s) did not end in time", left);
 		return st != FP_OK ? st : FP_FAIL(FP_ERR_TIMEOUT, "aggregate: %d session(s) did not end in time", left);
 	}

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1006,6 +1007,19 @@ static int count_in_file(const char *path, const char *needle)
 	return k;
 }
 
+/* Threads of this process (/proc/self/task): a server that returned has
+ * joined every session thread it started. */
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+	if (!d) return -1;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		if (e->d_name[0] != '.') n++;
+	closedir(d);
+	return n;
+}
+
 FP_TEST(statistician_pulls_results_only_and_sites_cannot_pull)
 {
 	struct study s;
@@ -1153,6 +1167,8 @@ FP_TEST(part2_aggregator_asks_for_statistics_and_refuses_malformed_ones)
 	server_prepare(&srv, &s, 0);
 	volatile int stop = 0;
 	srv.cfg.stop = &stop;
+	int threads0 = thread_count();
+	CHECK(threads0 >= 1);
 	CHECK(pthread_create(&ts, NULL, server_main, &srv) == 0);
 	int port = wait_port(&srv);
 	CHECK(port > 0);
@@ -1203,6 +1219,7 @@ FP_TEST(part2_aggregator_asks_for_statistics_and_refuses_malformed_ones)
 	stop = 1;
 	CHECK(pthread_join(ts, NULL) == 0);
 	CHECK_STATUS(srv.st, FP_ERR_CANCELLED);
+	CHECK_INT_EQ(thread_count(), threads0); /* the three session threads were joined */
 	char audit[1300];
 	snprintf(audit, sizeof audit, "%s/audit.jsonl", s.plan.state_dir);
 	CHECK_INT_EQ(count_in_file(audit, "\"event\":\"update.rejected\""), 1);
