@@ -1313,20 +1313,20 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Joins the threads of finished sessions and frees their slots. */
+/* Frees the slots of finished sessions and joins their threads (a finished
+ * thread no longer touches its slot). */
 static void reap_workers(struct server *s)
 {
 	pthread_t done[MAX_WORKERS];
 	int n = 0;
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; i < MAX_WORKERS; i++)
-		if (s->wk[i].used && s->wk[i].finished) done[n++] = s->wk[i].th;
+		if (s->wk[i].used && s->wk[i].finished) {
+			done[n++] = s->wk[i].th;
+			s->wk[i].used = 0;
+		}
 	pthread_mutex_unlock(&s->lock);
 	for (int i = 0; i < n; i++) pthread_join(done[i], NULL);
-	pthread_mutex_lock(&s->lock);
-	for (int i = 0; i < MAX_WORKERS; i++)
-		if (s->wk[i].used && s->wk[i].finished) s->wk[i].used = 0;
-	pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- set-up and the accept loop ---- */
